@@ -1,0 +1,222 @@
+"""Configuration: YAML files checked against typed sections.
+
+Every error names the file, the line and the dotted field
+(``site.yaml:12: sip.port: expected an integer, got 'abc'``), so an operator can
+fix a bad file without reading code. Command-line flags override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).parent / "defaults" / "hotline.yaml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the place it was found."""
+
+    def __init__(self, source: str, line: int | None, field_path: str, problem: str) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {field_path}: {problem}" if field_path else f"{where}: {problem}")
+        self.source, self.line, self.field_path, self.problem = source, line, field_path, problem
+
+
+@dataclass(slots=True)
+class RegistrationConfig:
+    """Registrar limits and the per-address flood protection."""
+
+    min_expires_s: int = 60
+    max_expires_s: int = 3600
+    default_expires_s: int = 3600
+    requests_per_s: float = 20.0
+    burst: int = 40
+    max_auth_failures: int = 5
+    failure_window_s: float = 60.0
+    block_s: float = 300.0
+
+
+@dataclass(slots=True)
+class SipConfig:
+    """Signalling: where we listen and how many calls we take."""
+
+    host: str = "0.0.0.0"
+    port: int = 5060
+    advertised_address: str | None = None  # the IP put in Via, Contact and SDP
+    domain: str | None = None  # the domain agents register in; defaults to the address
+    transports: list[str] = field(default_factory=lambda: ["udp", "tcp"])
+    max_calls: int = 500
+    realm: str = "hotline"
+    retry_after_s: int = 5
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+
+
+@dataclass(slots=True)
+class MediaConfig:
+    """RTP: the port range and what an answered call hears."""
+
+    rtp_ports: str = "20000-29999"
+    greeting_tone_hz: float = 440.0
+
+    @property
+    def rtp_port_range(self) -> tuple[int, int]:
+        """The range as (low, high)."""
+        low, high = parse_port_range(self.rtp_ports)
+        return low, high
+
+
+@dataclass(slots=True)
+class HttpConfig:
+    """The web side (health now; the bridge's API and pages later)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(slots=True)
+class AgentConfig:
+    """An agent who registers a softphone with us."""
+
+    username: str
+    password: str
+    display_name: str | None = None
+
+
+@dataclass(slots=True)
+class Config:
+    """The whole configuration of one ``hotline serve``."""
+
+    sip: SipConfig = field(default_factory=SipConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    data_dir: str = "./var"
+    drain_timeout_s: float = 30.0
+    log_level: str = "info"
+    agents: list[AgentConfig] = field(default_factory=list)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """Parse ``LOW-HIGH``; RTP wants an even low port and at least two ports."""
+    low_text, sep, high_text = text.partition("-")
+    if not sep or not low_text.strip().isdigit() or not high_text.strip().isdigit():
+        raise ValueError(f"expected LOW-HIGH, got {text!r}")
+    low, high = int(low_text), int(high_text)
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"range {low}-{high} must satisfy 1024 <= LOW < HIGH <= 65535")
+    return low, high
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the embedded defaults, then overlay ``path`` when given."""
+    config = _load_file(DEFAULTS_FILE, Config())
+    if path is not None:
+        config = _load_file(Path(path), config)
+    return config
+
+
+def _load_file(path: Path, base: Config) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if node is None:
+        return base
+    result = _build(Config, node, str(path), "", base)
+    assert isinstance(result, Config)
+    return result
+
+
+def _build(cls: type, node: yaml.Node, source: str, path: str, base: Any) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(source, node.start_mark.line + 1, path or "(top level)", "expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    if base is not None:
+        values = {name: getattr(base, name) for name in fields}
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = key_node.value
+        here = f"{path}.{key}" if path else key
+        line = key_node.start_mark.line + 1
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(source, line, here, f"unknown field (known: {known})")
+        if key in seen:
+            raise ConfigError(source, line, here, "given twice")
+        seen.add(key)
+        values[key] = _convert(hints[key], value_node, source, here, values.get(key))
+    missing = [
+        name for name, f in fields.items()
+        if name not in values and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(source, node.start_mark.line + 1, path or "(top level)",
+                          f"missing required field(s): {', '.join(missing)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(source, node.start_mark.line + 1, path, str(exc)) from None
+
+
+def _convert(hint: Any, node: yaml.Node, source: str, path: str, base: Any) -> Any:
+    line = node.start_mark.line + 1
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return None
+        return _convert(options[0], node, source, path, base)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, node, source, path, base)  # type: ignore[arg-type]
+    if origin is list:
+        if not isinstance(node, yaml.SequenceNode):
+            raise ConfigError(source, line, path, "expected a list")
+        (item_hint,) = typing.get_args(hint)
+        return [
+            _convert(item_hint, item, source, f"{path}[{index}]", None)
+            for index, item in enumerate(node.value)
+        ]
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError(source, line, path, f"expected a {hint.__name__}, got a collection")
+    value = yaml.safe_load(yaml.serialize(node))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(source, line, path, f"expected {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _describe(hint: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that need the whole config (raise ``ConfigError``)."""
+    try:
+        config.media.rtp_port_range  # noqa: B018
+    except ValueError as exc:
+        raise ConfigError("configuration", None, "media.rtp_ports", str(exc)) from None
+    for transport in config.sip.transports:
+        if transport not in ("udp", "tcp"):
+            raise ConfigError("configuration", None, "sip.transports",
+                              f"unknown transport {transport!r} (udp, tcp)")
+    if config.sip.max_calls < 1:
+        raise ConfigError("configuration", None, "sip.max_calls", "must be at least 1")

@@ -1,0 +1,317 @@
+"""``hotline serve``: the SIP endpoint, the media engine and the call policy, wired.
+
+Inbound calls are answered with SDP from the offer/answer module and a tone
+from the media core. Agents register with digest auth; ``call_agent`` places the
+outbound (UAC) leg to one of their registrations. Overload and drain are
+handled here: above ``sip.max_calls`` and while draining, a new INVITE gets 503
+with Retry-After and the calls already up are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hotline.config import Config
+from hotline.logs import call_log
+from media_core.tone import greeting_pcm
+from media_core.transport_rtp import MediaEngine
+from sip.address import NameAddress
+from sip.call_leg import CallLeg
+from sip.endpoint import SipEndpoint
+from sip.errors import RemoteProtocolError
+from sip.message import Request, Response, make_response
+from sip.offer_answer import MediaCapabilities, negotiate_answer
+from sip.peer import Peer
+from sip.registration_service import Credential, RegistrationService
+from sip.sdp import SessionDescription
+from sip.transaction_layer import TransactionLayer
+from sip.ua_events import CallAnswered, CallConfirmed, CallEnded, IncomingCall, UaEvent
+from sip.user_agent import UaConfig, UserAgent
+
+log = logging.getLogger("hotline.server")
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One leg we carry media for."""
+
+    leg: CallLeg
+    stream_id: int | None = None
+    rtp_port: int | None = None
+    answered: asyncio.Future[bool] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class HotlineServer:
+    """Everything ``hotline serve`` runs, for one process."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sip = config.sip
+        self.address = sip.advertised_address or _guess_address(sip.host)
+        self.domain = sip.domain or self.address
+        self.registration = RegistrationService(
+            realm=sip.realm,
+            credentials={a.username: Credential(a.username, a.password) for a in config.agents},
+            secret=secrets.token_bytes(32),
+            domain=self.domain,
+            limits=sip.registration,
+        )
+        self.transactions = TransactionLayer()
+        self.ua = UserAgent(
+            UaConfig(host=self.address, port=sip.port),
+            self.transactions,
+            self.registration,
+            invite_guard=self._guard_invite,
+        )
+        self.endpoint = SipEndpoint(self.ua, self._on_event)
+        low, high = config.media.rtp_port_range
+        self.media = MediaEngine(low, high)
+        self.capabilities = MediaCapabilities.default()
+        self.calls: dict[str, Call] = {}
+        self.draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+        self._greeting = greeting_pcm(config.media.greeting_tone_hz)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open the data directory, the media engine and the SIP transports."""
+        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        await self.media.start()
+        sip = self.config.sip
+        await self.endpoint.start(
+            sip.host, sip.port, udp="udp" in sip.transports, tcp="tcp" in sip.transports
+        )
+        if sip.port == 0 and self.endpoint.udp is not None:
+            self.ua.config.port = self.endpoint.udp.local_port
+        log.info(
+            "hotline listening on %s:%d (%s), advertising %s, RTP %s",
+            sip.host, self.ua.config.port, "+".join(sip.transports), self.address,
+            self.config.media.rtp_ports,
+        )
+
+    async def serve_forever(self) -> None:
+        """Run until SIGTERM/SIGINT, then drain and stop."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.begin_drain)
+        await self._stopped.wait()
+
+    def begin_drain(self) -> None:
+        """Stop taking calls; end when the last call ends or the drain timeout passes."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining: %d call(s) up, timeout %.0f s", len(self.calls), self.config.drain_timeout_s)
+        self._spawn(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout_s
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for call in list(self.calls.values()):
+            self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
+        # Give the BYEs a moment to be answered; their transactions time out anyway.
+        hangup_deadline = loop.time() + 2.0
+        while self.calls and loop.time() < hangup_deadline:
+            await asyncio.sleep(0.05)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Close everything; ``serve_forever`` returns."""
+        self.endpoint.close()
+        await self.media.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        self._stopped.set()
+        log.info("stopped")
+
+    def status(self) -> dict[str, object]:
+        """What the health endpoint reports."""
+        return {
+            "status": "draining" if self.draining else "ok",
+            "active_calls": len(self.calls),
+            "registrations": self.registration.registrar.bindings_count(),
+            "sip": dict(self.endpoint.stats) | dict(self.transactions.stats),
+        }
+
+    # --------------------------------------------------------------- policy
+
+    def _guard_invite(self, request: Request, source: Peer, now: float) -> Response | None:
+        retry = [("Retry-After", str(self.config.sip.retry_after_s))]
+        if self.draining:
+            return make_response(request, 503, "Draining", to_tag=secrets.token_hex(4), headers=retry)
+        if len(self.calls) >= self.config.sip.max_calls:
+            return make_response(request, 503, "Too Many Calls", to_tag=secrets.token_hex(4), headers=retry)
+        # A request claiming to come from one of our agents must prove it (§22.3).
+        return self.registration.check_agent_request(request, source, now)
+
+    # --------------------------------------------------------------- events
+
+    def _on_event(self, event: UaEvent) -> None:
+        if isinstance(event, IncomingCall):
+            self._on_incoming(event)
+        elif isinstance(event, CallEnded):
+            self._on_ended(event)
+        elif isinstance(event, CallAnswered):
+            call = self.calls.get(event.leg.leg_id)
+            if call is not None and call.answered is not None and not call.answered.done():
+                call.answered.set_result(True)
+        elif isinstance(event, CallConfirmed):
+            call_log("hotline.server", event.leg.call_id).info("confirmed (ACK received)")
+
+    def _on_incoming(self, event: IncomingCall) -> None:
+        leg = event.leg
+        clog = call_log("hotline.server", leg.call_id)
+        now = self.endpoint.now
+        request = event.request
+        if request.body and request.content_type != "application/sdp":
+            self.endpoint.apply(self.ua.reject(leg, 415, now, headers=[("Accept", "application/sdp")]))
+            return
+        try:
+            offer = SessionDescription.parse(request.body) if request.body else None
+        except RemoteProtocolError as exc:
+            clog.info("bad SDP offer: %s", exc.reason)
+            self.endpoint.apply(self.ua.reject(leg, 488, now, reason=exc.reason))
+            return
+        call = Call(leg)
+        self.calls[leg.leg_id] = call
+        clog.info("incoming call from %s via %s", request.headers.get("From"), event.source)
+        self._spawn(self._answer(call, offer))
+
+    async def _answer(self, call: Call, offer: SessionDescription | None) -> None:
+        leg = call.leg
+        clog = call_log("hotline.server", leg.call_id)
+        try:
+            port = self.media.allocate_port()
+        except RuntimeError:
+            clog.warning("no RTP port free")
+            self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
+            return
+        try:
+            if offer is None:
+                raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
+            media = negotiate_answer(offer, self.address, port, self.capabilities, session_id=port)
+        except RemoteProtocolError as exc:
+            self.media.release_port(port)
+            clog.info("SDP negotiation failed: %s", exc.reason)
+            self.endpoint.apply(self.ua.reject(leg, exc.status_code, self.endpoint.now, reason=exc.reason))
+            return
+        if not leg.is_active:  # CANCELed while we negotiated
+            self.media.release_port(port)
+            return
+        call.rtp_port = port
+        call.stream_id = await self.media.open_stream(
+            self._bind_host(), port, media.remote_address, media.codec.name,
+            media.codec.payload_type, self._greeting,
+        )
+        if not leg.is_active:
+            self.media.close_stream(call.stream_id)
+            return
+        clog.info("answering: %s/%d, RTP %d -> %s", media.codec.name, media.codec.clock_rate_hz,
+                  port, media.remote_address)
+        self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
+
+    def _on_ended(self, event: CallEnded) -> None:
+        call = self.calls.pop(event.leg.leg_id, None)
+        call_log("hotline.server", event.leg.call_id).info(
+            "ended: %s%s", event.reason, f" ({event.status_code})" if event.status_code else ""
+        )
+        if call is None:
+            return
+        if call.stream_id is not None:
+            stats = self.media.stats(call.stream_id)
+            call_log("hotline.server", event.leg.call_id).info("media: %s", stats)
+            self.media.close_stream(call.stream_id)
+        if call.answered is not None and not call.answered.done():
+            call.answered.set_result(False)
+        call.ended.set()
+
+    # ------------------------------------------------------- outbound calls
+
+    async def call_agent(self, username: str, timeout_s: float = 30.0) -> Call:
+        """Ring every... the best registration of ``username``; return once answered.
+
+        Raises:
+            LookupError: the agent has no registration.
+            TimeoutError: nobody answered in ``timeout_s``.
+        """
+        aor = f"sip:{username}@{self.domain}"
+        bindings = self.registration.registrar.lookup(aor, self.endpoint.now)
+        if not bindings:
+            raise LookupError(f"{username} is not registered")
+        binding = bindings[0]
+        contact = NameAddress.parse(binding.contact_uri).uri
+        transport, host, src_port = binding.source
+        peer = Peer(transport, host, src_port)  # RFC 3581: reach it where it registered from
+        port = self.media.allocate_port()
+        from sip.offer_answer import build_offer
+
+        offer = build_offer(self.address, port, self.capabilities, session_id=port)
+        leg, outputs = self.ua.invite(
+            contact, peer, self.endpoint.now,
+            from_uri=f"<sip:hotline@{self.domain}>", sdp=bytes(offer),
+            to_uri=f"<{aor}>",
+        )
+        call = Call(leg, rtp_port=port, answered=asyncio.get_running_loop().create_future())
+        self.calls[leg.leg_id] = call
+        self.endpoint.apply(outputs)
+        try:
+            answered = await asyncio.wait_for(asyncio.shield(call.answered), timeout_s)  # type: ignore[arg-type]
+        except TimeoutError:
+            self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
+            raise
+        if not answered:
+            self.media.release_port(port)
+            raise ConnectionRefusedError(f"{username} did not take the call")
+        from sip.offer_answer import process_answer
+
+        media = process_answer(offer, SessionDescription.parse(leg.remote_sdp))
+        call.stream_id = await self.media.open_stream(
+            self._bind_host(), port, media.remote_address, media.codec.name,
+            media.codec.payload_type, self._greeting,
+        )
+        return call
+
+    def hangup(self, call: Call) -> None:
+        """Hang a call up from our side."""
+        self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
+
+    # -------------------------------------------------------------- helpers
+
+    def _bind_host(self) -> str:
+        return self.config.sip.host
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", exc_info=task.exception())
+
+
+def _guess_address(bind_host: str) -> str:
+    """The address peers should reach us at, when the config does not say."""
+    if bind_host not in ("0.0.0.0", "::", ""):
+        return bind_host
+    # Connecting a UDP socket only asks the kernel for a route; nothing is sent.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
