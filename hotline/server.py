@@ -19,9 +19,8 @@ from pathlib import Path
 
 from hotline.config import Config
 from hotline.logs import call_log
-from media_core.tone import greeting_pcm
+from media_core.tone import tone_pcm
 from media_core.transport_rtp import MediaEngine
-from sip.address import NameAddress
 from sip.call_leg import CallLeg
 from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
@@ -32,6 +31,7 @@ from sip.registration_service import Credential, RegistrationService
 from sip.sdp import SessionDescription
 from sip.transaction_layer import TransactionLayer
 from sip.ua_events import CallAnswered, CallConfirmed, CallEnded, IncomingCall, UaEvent
+from sip.uri import SipUri
 from sip.user_agent import UaConfig, UserAgent
 
 log = logging.getLogger("hotline.server")
@@ -78,7 +78,8 @@ class HotlineServer:
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
-        self._greeting = greeting_pcm(config.media.greeting_tone_hz)
+        # One second of a steady tone loops without a click at any whole-Hz frequency.
+        self._greeting = tone_pcm(config.media.greeting_tone_hz, 1000)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -250,7 +251,7 @@ class HotlineServer:
         if not bindings:
             raise LookupError(f"{username} is not registered")
         binding = bindings[0]
-        contact = NameAddress.parse(binding.contact_uri).uri
+        contact = SipUri.parse(binding.contact_uri)
         transport, host, src_port = binding.source
         peer = Peer(transport, host, src_port)  # RFC 3581: reach it where it registered from
         port = self.media.allocate_port()

@@ -38,8 +38,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
+        self._transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # noqa: D102
         self._receiver(data, Peer("udp", str(addr[0]), int(addr[1])))  # type: ignore[call-overload]
