@@ -73,7 +73,8 @@ class HotlineServer:
         self.endpoint = SipEndpoint(self.ua, self._on_event)
         low, high = config.media.rtp_port_range
         self.media = MediaEngine(low, high)
-        self.capabilities = MediaCapabilities.default()
+        # Only what the media core can encode today; G.722 and Opus arrive with PyAV codecs.
+        self.capabilities = MediaCapabilities.from_names(["PCMU", "PCMA"])
         self.calls: dict[str, Call] = {}
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
