@@ -25,7 +25,13 @@ from sip.call_leg import CallLeg
 from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
 from sip.message import Request, Response, make_response
-from sip.offer_answer import MediaCapabilities, negotiate_answer
+from sip.offer_answer import (
+    Codec,
+    MediaCapabilities,
+    build_offer,
+    negotiate_answer,
+    process_answer,
+)
 from sip.peer import Peer
 from sip.registration_service import Credential, RegistrationService
 from sip.sdp import SessionDescription
@@ -43,7 +49,8 @@ class Call:
 
     leg: CallLeg
     stream_id: int | None = None
-    rtp_port: int | None = None
+    rtp_port: int | None = None  # allocated for this call; owned by the stream once open
+    opening: bool = False  # a socket is being bound for rtp_port
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -193,8 +200,10 @@ class HotlineServer:
     async def _answer(self, call: Call, offer: SessionDescription | None) -> None:
         leg = call.leg
         clog = call_log("hotline.server", leg.call_id)
+        if not leg.is_active:  # CANCELed before we got here
+            return
         try:
-            port = self.media.allocate_port()
+            call.rtp_port = self.media.allocate_port()
         except RuntimeError:
             clog.warning("no RTP port free")
             self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
@@ -202,26 +211,37 @@ class HotlineServer:
         try:
             if offer is None:
                 raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
-            media = negotiate_answer(offer, self.address, port, self.capabilities, session_id=port)
+            media = negotiate_answer(
+                offer, self.address, call.rtp_port, self.capabilities, session_id=call.rtp_port
+            )
         except RemoteProtocolError as exc:
-            self.media.release_port(port)
             clog.info("SDP negotiation failed: %s", exc.reason)
             self.endpoint.apply(self.ua.reject(leg, exc.status_code, self.endpoint.now, reason=exc.reason))
             return
-        if not leg.is_active:  # CANCELed while we negotiated
-            self.media.release_port(port)
-            return
-        call.rtp_port = port
-        call.stream_id = await self.media.open_stream(
-            self._bind_host(), port, media.remote_address, media.codec.name,
-            media.codec.payload_type, self._greeting,
-        )
-        if not leg.is_active:
-            self.media.close_stream(call.stream_id)
+        if not await self._open_media(call, media.remote_address, media.codec):
             return
         clog.info("answering: %s/%d, RTP %d -> %s", media.codec.name, media.codec.clock_rate_hz,
-                  port, media.remote_address)
+                  call.rtp_port, media.remote_address)
         self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
+
+    async def _open_media(self, call: Call, remote: tuple[str, int] | None, codec: Codec) -> bool:
+        """Bind the call's RTP socket; False when the call ended meanwhile."""
+        call.opening = True
+        try:
+            call.stream_id = await self.media.open_stream(
+                self._bind_host(), call.rtp_port, remote, codec.name, codec.payload_type,
+                self._greeting,
+            )
+        except OSError as exc:
+            call_log("hotline.server", call.leg.call_id).warning("cannot open RTP: %s", exc)
+            self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
+            return False
+        finally:
+            call.opening = False
+        if not call.leg.is_active:  # ended while the socket was bound
+            self.media.close_stream(call.stream_id)
+            return False
+        return True
 
     def _on_ended(self, event: CallEnded) -> None:
         call = self.calls.pop(event.leg.leg_id, None)
@@ -234,6 +254,8 @@ class HotlineServer:
             stats = self.media.stats(call.stream_id)
             call_log("hotline.server", event.leg.call_id).info("media: %s", stats)
             self.media.close_stream(call.stream_id)
+        elif call.rtp_port is not None and not call.opening:
+            self.media.release_port(call.rtp_port)
         if call.answered is not None and not call.answered.done():
             call.answered.set_result(False)
         call.ended.set()
@@ -241,7 +263,7 @@ class HotlineServer:
     # ------------------------------------------------------- outbound calls
 
     async def call_agent(self, username: str, timeout_s: float = 30.0) -> Call:
-        """Ring every... the best registration of ``username``; return once answered.
+        """Call the preferred registration of ``username``; return once answered.
 
         Raises:
             LookupError: the agent has no registration.
@@ -256,32 +278,31 @@ class HotlineServer:
         transport, host, src_port = binding.source
         peer = Peer(transport, host, src_port)  # RFC 3581: reach it where it registered from
         port = self.media.allocate_port()
-        from sip.offer_answer import build_offer
-
         offer = build_offer(self.address, port, self.capabilities, session_id=port)
         leg, outputs = self.ua.invite(
             contact, peer, self.endpoint.now,
             from_uri=f"<sip:hotline@{self.domain}>", sdp=bytes(offer),
             to_uri=f"<{aor}>",
         )
-        call = Call(leg, rtp_port=port, answered=asyncio.get_running_loop().create_future())
+        answered = asyncio.get_running_loop().create_future()
+        call = Call(leg, rtp_port=port, answered=answered)
         self.calls[leg.leg_id] = call
         self.endpoint.apply(outputs)
         try:
-            answered = await asyncio.wait_for(asyncio.shield(call.answered), timeout_s)  # type: ignore[arg-type]
+            ok = await asyncio.wait_for(asyncio.shield(answered), timeout_s)
         except TimeoutError:
             self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
             raise
-        if not answered:
-            self.media.release_port(port)
+        if not ok:
             raise ConnectionRefusedError(f"{username} did not take the call")
-        from sip.offer_answer import process_answer
-
-        media = process_answer(offer, SessionDescription.parse(leg.remote_sdp))
-        call.stream_id = await self.media.open_stream(
-            self._bind_host(), port, media.remote_address, media.codec.name,
-            media.codec.payload_type, self._greeting,
-        )
+        try:
+            media = process_answer(offer, SessionDescription.parse(leg.remote_sdp))
+        except RemoteProtocolError:
+            # RFC 3264: the INVITE succeeded, so an unusable answer ends the call with BYE.
+            self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
+            raise
+        if not await self._open_media(call, media.remote_address, media.codec):
+            raise ConnectionAbortedError(f"{username}'s call ended before media started")
         return call
 
     def hangup(self, call: Call) -> None:

@@ -1,0 +1,341 @@
+"""RTP over UDP: the asyncio shell around the media tick (works on uvloop too).
+
+One socket per stream, bound to an even port from the configured range (the odd
+port above it is kept free for RTCP, RFC 3550 §11), and ONE task for the whole
+process that runs ``MediaTick.tick`` every ``ptime_ms`` on the loop's monotonic
+clock. Tick k is due at ``start + k * ptime``, never "last tick + ptime", so
+timer jitter does not accumulate; a tick that runs late is followed at once by
+the ones it delayed, and a stall of more than ``max_late_ticks`` is counted as
+an overrun and skipped instead of bursting seconds of audio at the peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections import deque
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from media_core.tick import Address, MediaTick, StreamStats
+
+__all__ = ["MediaEngine", "NoFreePortError", "RtpPortAllocator"]
+
+log = logging.getLogger("hotline.media.rtp")
+
+# Binding a port another process holds: try this many others before giving up.
+_BIND_ATTEMPTS = 16
+
+
+class NoFreePortError(RuntimeError):
+    """Every RTP port of the range is in use."""
+
+
+class RtpPortAllocator:
+    """Hands out even RTP ports of ``[low, high]``, each with its RTCP port (+1) reserved.
+
+    Released ports go to the back of the queue: a port is reused as late as
+    possible, so stray packets of an ended call do not reach a new one.
+    """
+
+    __slots__ = ("_free", "_in_use", "high", "low")
+
+    def __init__(self, low: int, high: int) -> None:
+        """Cover ``[low, high]``.
+
+        Raises:
+            ValueError: the range is outside 1..65535 or holds no even port with its +1.
+        """
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"RTP port range {low}-{high} is not within 1-65535")
+        first = low + (low % 2)
+        if first + 1 > high:
+            raise ValueError(f"RTP port range {low}-{high} holds no even port with its RTCP port")
+        self.low = low
+        self.high = high
+        # RFC 3550 §11: RTP on an even port, RTCP on the next (odd) one.
+        self._free: deque[int] = deque(range(first, high, 2))
+        self._in_use: set[int] = set()
+
+    @property
+    def available(self) -> int:
+        """How many ports can still be allocated."""
+        return len(self._free)
+
+    @property
+    def in_use(self) -> int:
+        """How many ports are allocated."""
+        return len(self._in_use)
+
+    def is_allocated(self, port: int) -> bool:
+        """Whether ``port`` is currently handed out."""
+        return port in self._in_use
+
+    def allocate(self) -> int:
+        """The next free even port.
+
+        Raises:
+            NoFreePortError: all are in use.
+        """
+        if not self._free:
+            raise NoFreePortError(
+                f"all {len(self._in_use)} RTP ports of {self.low}-{self.high} are in use"
+            )
+        port = self._free.popleft()
+        self._in_use.add(port)
+        return port
+
+    def release(self, port: int) -> None:
+        """Give ``port`` back.
+
+        Raises:
+            ValueError: it is not allocated (a double release is a bug).
+        """
+        if port not in self._in_use:
+            raise ValueError(f"RTP port {port} is not allocated")
+        self._in_use.remove(port)
+        self._free.append(port)
+
+
+class _StreamProtocol(asyncio.DatagramProtocol):
+    """Feeds one stream's datagrams to the engine."""
+
+    def __init__(self, engine: MediaEngine, stream_id: int) -> None:
+        self._engine = engine
+        self._stream_id = stream_id
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:  # noqa: D102
+        self._engine._received(self._stream_id, data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # noqa: D102
+        # ICMP port unreachable after a send, and the like: the peer is not there yet.
+        self._engine.media_tick.record_send_error(self._stream_id)
+        log.debug("RTP stream %d: %s", self._stream_id, exc)
+
+
+class MediaEngine:
+    """The process's RTP streams: sockets, ports and the one media clock task."""
+
+    def __init__(
+        self,
+        rtp_port_low: int = 20000,
+        rtp_port_high: int = 29999,
+        *,
+        ptime_ms: int = 20,
+        rate_hz: int = 8000,
+        max_late_ticks: int = 5,
+        media_tick: MediaTick | None = None,
+    ) -> None:
+        """Prepare; nothing is bound or scheduled until ``start``/``open_stream``.
+
+        Args:
+            rtp_port_low: first port of the RTP range.
+            rtp_port_high: last port of the RTP range.
+            ptime_ms: packet time of the tick (when ``media_tick`` is not given).
+            rate_hz: sampling rate of the tick (when ``media_tick`` is not given).
+            max_late_ticks: how many overdue ticks are caught up; beyond, skip.
+            media_tick: a ready ``MediaTick`` (tests inject one).
+        """
+        self.ports = RtpPortAllocator(rtp_port_low, rtp_port_high)
+        self.media_tick = media_tick if media_tick is not None else MediaTick(ptime_ms, rate_hz)
+        self.max_late_ticks = max_late_ticks
+        #: Stalls longer than ``max_late_ticks`` periods, and the ticks they skipped.
+        self.overruns = 0
+        self.ticks_skipped = 0
+        self.tick_errors = 0
+        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._local_ports: dict[int, int] = {}
+        self._owned_ports: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # --------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start the media clock task (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-tick")
+
+    async def stop(self) -> None:
+        """Stop the clock and close every stream."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for stream_id in list(self._transports):
+            self.close_stream(stream_id)
+
+    # ------------------------------------------------------------- ports
+
+    def allocate_port(self) -> int:
+        """Reserve an RTP port, e.g. to put in an SDP answer before ``open_stream``.
+
+        Raises:
+            NoFreePortError: (a ``RuntimeError``) the range is exhausted.
+        """
+        return self.ports.allocate()
+
+    def release_port(self, port: int) -> None:
+        """Return a port from ``allocate_port`` that no stream was opened on."""
+        self.ports.release(port)
+
+    # ----------------------------------------------------------- streams
+
+    async def open_stream(
+        self,
+        local_ip: str,
+        local_port: int | None,
+        remote_addr: Address | None,
+        codec: str,
+        payload_type: int,
+        source_pcm: NDArray[np.int16],
+    ) -> int:
+        """Bind a socket and start sending ``source_pcm`` in a loop.
+
+        Args:
+            local_ip: address to bind.
+            local_port: a port from ``allocate_port`` (the stream then owns it
+                and ``close_stream`` releases it); None to allocate one here;
+                0 to let the kernel pick one outside the range.
+            remote_addr: where the SDP says to send, or None to wait for the
+                peer's first packet.
+            codec: ``PCMU`` or ``PCMA``.
+            payload_type: the negotiated payload type.
+            source_pcm: int16 samples at the tick's rate, looped.
+
+        Returns:
+            The stream id (``local_port(stream_id)`` tells the bound port).
+
+        Raises:
+            NoFreePortError: ``local_port`` is None and the range is exhausted.
+            OSError: binding failed.
+            ValueError: unknown codec or bad parameters.
+        """
+        loop = asyncio.get_running_loop()
+        sock, port = self._bind(local_ip, local_port)
+        try:
+            stream_id = self.media_tick.add_stream(codec, payload_type, source_pcm, remote_addr)
+        except Exception:
+            sock.close()
+            if local_port is None:
+                self.ports.release(port)
+            raise
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _StreamProtocol(self, stream_id), sock=sock
+            )
+        except BaseException:
+            self.media_tick.remove_stream(stream_id)
+            sock.close()
+            if local_port is None:
+                self.ports.release(port)
+            raise
+        self._transports[stream_id] = transport
+        self._local_ports[stream_id] = port
+        # A kernel-picked port (0) may fall in the range by chance; it is not ours to release.
+        if local_port is None or (local_port != 0 and self.ports.is_allocated(port)):
+            self._owned_ports[stream_id] = port
+        return stream_id
+
+    def local_port(self, stream_id: int) -> int:
+        """The UDP port a stream is bound to.
+
+        Raises:
+            KeyError: no such stream.
+        """
+        try:
+            return self._local_ports[stream_id]
+        except KeyError:
+            raise KeyError(f"no RTP stream {stream_id}") from None
+
+    def close_stream(self, stream_id: int) -> None:
+        """Stop sending, close the socket and release the port; unknown ids are ignored."""
+        transport = self._transports.pop(stream_id, None)
+        if transport is None:
+            return
+        transport.close()
+        self._local_ports.pop(stream_id, None)
+        if stream_id in self.media_tick:
+            self.media_tick.remove_stream(stream_id)
+        port = self._owned_ports.pop(stream_id, None)
+        if port is not None:
+            self.ports.release(port)
+
+    def stats(self, stream_id: int) -> StreamStats:
+        """A snapshot of a stream's counters.
+
+        Raises:
+            KeyError: no such stream.
+        """
+        return self.media_tick.stats(stream_id)
+
+    # ---------------------------------------------------------- internals
+
+    def _bind(self, local_ip: str, local_port: int | None) -> tuple[socket.socket, int]:
+        family = socket.AF_INET6 if ":" in local_ip else socket.AF_INET
+        if local_port is not None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((local_ip, local_port))
+                sock.setblocking(False)
+            except OSError:
+                sock.close()
+                raise
+            return sock, int(sock.getsockname()[1])
+        for _ in range(_BIND_ATTEMPTS):
+            port = self.ports.allocate()
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((local_ip, port))
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                # Released to the back of the queue: tried again only much later.
+                self.ports.release(port)
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                log.info("RTP port %d is taken by another process; trying the next", port)
+                continue
+            return sock, port
+        raise OSError(errno.EADDRINUSE, f"{_BIND_ATTEMPTS} RTP ports in a row are taken")
+
+    def _received(self, stream_id: int, data: bytes, addr: tuple[str | Any, int]) -> None:
+        now = asyncio.get_running_loop().time()
+        self.media_tick.on_rtp_received(stream_id, data, (str(addr[0]), int(addr[1])), now)
+
+    def _send_tick(self, now: float) -> None:
+        for stream_id, datagram, destination in self.media_tick.tick(now):
+            transport = self._transports.get(stream_id)
+            if transport is not None:
+                transport.sendto(datagram, destination)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period_s = self.media_tick.ptime_ms / 1000
+        start = loop.time()
+        index = 0
+        while True:
+            index += 1
+            due = start + index * period_s
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = loop.time()
+            behind = int((now - due) / period_s)  # whole periods overdue
+            if behind > self.max_late_ticks:
+                self.overruns += 1
+                self.ticks_skipped += behind
+                index += behind
+                log.warning("media tick %.0f ms late: skipped %d ticks", (now - due) * 1000, behind)
+            try:
+                self._send_tick(now)
+            except Exception:
+                # A bug here must not silence every call: log (sparingly) and keep time.
+                self.tick_errors += 1
+                if self.tick_errors == 1 or self.tick_errors % 1000 == 0:
+                    log.exception("media tick failed (%d failures so far)", self.tick_errors)
