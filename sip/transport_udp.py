@@ -41,8 +41,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport.
         self._transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # noqa: D102
-        self._receiver(data, Peer("udp", str(addr[0]), int(addr[1])))  # type: ignore[call-overload]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: D102
+        self._receiver(data, Peer("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:  # noqa: D102
         # ICMP port unreachable and the like: the transaction timers handle the loss.

@@ -26,6 +26,7 @@ from sip.message import Request, Response, make_response
 from sip.peer import Peer
 from sip.registration_service import RegistrationService
 from sip.transaction_events import (
+    Output as TransactionOutput,
     AckTimedOut,
     RequestReceived,
     ResponseReceived,
@@ -52,7 +53,7 @@ KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
      "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER"}
 )
-SUPPORTED_EXTENSIONS = frozenset()  # option tags we implement (§8.2.2.3)
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (§8.2.2.3)
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class UserAgent:
         """Legs that have not ended."""
         return [leg for leg in self._legs_by_dialog.values() if leg.is_active]
 
-    def _handle(self, items: list, now: float) -> list[Output]:  # type: ignore[type-arg]
+    def _handle(self, items: list[TransactionOutput], now: float) -> list[Output]:
         out: list[Output] = []
         for item in items:
             if isinstance(item, Transmit):
@@ -349,7 +350,7 @@ class UserAgent:
         leg.invite_transaction_id = tx_id
         self._legs_by_tx[tx_id] = leg
         self._legs_by_dialog[(leg.call_id, local_tag)] = leg
-        return leg, list(out)
+        return leg, _wire(out)
 
     def hangup(self, leg: CallLeg, now: float) -> list[Output]:
         """End a leg in whatever way its state allows (CANCEL, BYE, 480)."""
@@ -380,7 +381,7 @@ class UserAgent:
         leg.reinvite_client_tx = tx_id
         leg.local_sdp = sdp
         self._reinvite_tx[tx_id] = leg
-        return list(out)
+        return _wire(out)
 
     def _cancel(self, leg: CallLeg, now: float) -> list[Output]:
         if not leg.provisional_received:
@@ -400,7 +401,7 @@ class UserAgent:
             headers.add("Route", route)
         cancel = Request("CANCEL", invite.uri, headers)
         _, out = self.transactions.send_request(cancel, leg.peer, now)
-        return list(out)
+        return _wire(out)
 
     # ----------------------------------------------------------- UAC inputs
 
@@ -409,14 +410,14 @@ class UserAgent:
         tx_id = event.transaction_id
         if tx_id in self._bye_tx:
             if response.status_code >= 200:
-                leg = self._bye_tx.pop(tx_id)
-                return self._end(leg, "local hangup", now)
+                return self._end(self._bye_tx.pop(tx_id), "local hangup", now)
             return []
         if tx_id in self._reinvite_tx:
             return self._on_reinvite_response(self._reinvite_tx[tx_id], event, now)
-        leg = self._legs_by_tx.get(tx_id)
-        if leg is None or leg.role != "uac" or response.cseq.method != "INVITE":
+        uac_leg = self._legs_by_tx.get(tx_id)
+        if uac_leg is None or uac_leg.role != "uac" or response.cseq.method != "INVITE":
             return []
+        leg = uac_leg
         code = response.status_code
         if code < 200:
             return self._on_provisional(leg, response, now)
@@ -488,10 +489,10 @@ class UserAgent:
         if tx_id in self._bye_tx:
             return self._end(self._bye_tx.pop(tx_id), "BYE timed out", now, 408)
         if tx_id in self._reinvite_tx:
-            leg = self._reinvite_tx.pop(tx_id)
-            leg.reinvite_client_tx = None
+            reinvited = self._reinvite_tx.pop(tx_id)
+            reinvited.reinvite_client_tx = None
             # §14.1: a re-INVITE timeout ends the dialog with BYE.
-            return self._send_bye(leg, now)
+            return self._send_bye(reinvited, now)
         leg = self._legs_by_tx.pop(tx_id, None)
         if leg is None or leg.state is LegState.ENDED:
             return []
@@ -530,7 +531,7 @@ class UserAgent:
         bye = dialog.create_request("BYE", self.config.host_for_uri, self.config.port)
         assert dialog.peer is not None
         _, out = self.transactions.send_request(bye, dialog.peer, now)
-        return list(out)
+        return _wire(out)
 
     def _send_bye(self, leg: CallLeg, now: float) -> list[Output]:
         if leg.dialog is None:
@@ -540,7 +541,7 @@ class UserAgent:
         bye = leg.dialog.create_request("BYE", self.config.host_for_uri, self.config.port)
         tx_id, out = self.transactions.send_request(bye, self._dialog_peer(leg), now)
         self._bye_tx[tx_id] = leg
-        return list(out)
+        return _wire(out)
 
     def _end(self, leg: CallLeg, reason: str, now: float, status: int | None = None) -> list[Output]:
         if leg.state is LegState.ENDED:
@@ -591,13 +592,13 @@ class UserAgent:
         extra = list(headers or ()) + [("Server", self.config.user_agent)]
         response = make_response(event.request, status_code, reason, to_tag=new_tag(), headers=extra)
         if event.transaction_id is None:
-            return list(self.transactions.send_stateless(response, event.source))
+            return _wire(self.transactions.send_stateless(response, event.source))
         return self._send_response(event.transaction_id, response, now)
 
     def _send_response(self, tx_id: str | None, response: Response, now: float) -> list[Output]:
         if tx_id is None:
             return []
-        return list(self.transactions.send_response(tx_id, response, now))
+        return _wire(self.transactions.send_response(tx_id, response, now))
 
     def _leg_for_in_dialog(self, request: Request) -> CallLeg | None:
         # Our tag is the To tag of requests the peer sends inside our dialog.
@@ -614,6 +615,11 @@ class UserAgent:
         params = "" if transport == "udp" else f";transport={transport}"
         host = self.config.host_for_uri
         return f"<sip:{self.config.contact_user}@{host}:{self.config.port}{params}>"
+
+
+def _wire(outputs: list[TransactionOutput]) -> list[Output]:
+    """Keep what goes on the wire; the layer's bookkeeping events stay below us."""
+    return [output for output in outputs if isinstance(output, Transmit)]
 
 
 def _capability_headers() -> list[tuple[str, str]]:
