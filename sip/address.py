@@ -48,12 +48,19 @@ class NameAddress:
             elif display:
                 display_name = display
             uri = SipUri.parse(text[langle + 1 : rangle])
-            return cls(uri, display_name, parse_params(text[rangle + 1 :]))
+            params = text[rangle + 1 :]
+            if params.strip() and not params.lstrip().startswith(";"):
+                raise RemoteProtocolError(f"bad text after '>' in {text[:60]!r}")
+            return cls(uri, display_name, parse_params(params))
         # RFC 3261 §20.10: in an addr-spec without <>, every ;param is the header's.
-        uri_text, _, params = text.partition(";")
+        uri_text, semi, params = text.partition(";")
         if " " in uri_text.strip():
             raise RemoteProtocolError(f"bad address {text[:60]!r}")
-        return cls(SipUri.parse(uri_text), None, parse_params(params))
+        if "?" in uri_text:
+            # §20: a URI with a comma, question mark or semicolon MUST be in <>
+            # (RFC 4475 §3.1.2.13: the brackets are not to be guessed).
+            raise RemoteProtocolError(f"URI with headers outside <> in {text[:60]!r}")
+        return cls(SipUri.parse(uri_text), None, parse_params(semi + params))
 
     @property
     def tag(self) -> str | None:
@@ -95,12 +102,12 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse ``SIP/2.0/UDP host:port;branch=...`` (LWS allowed around slashes)."""
-        head, _, params = text.strip().partition(";")
+        head, semi, params = text.strip().partition(";")
         match = _VIA_HEAD_RE.fullmatch(head.strip())
         if match is None:
             raise RemoteProtocolError(f"bad Via {text[:60]!r}")
         host, port = parse_hostport("".join(match.group(2).split()))
-        return cls(match.group(1).upper(), host, port, parse_params(params))
+        return cls(match.group(1).upper(), host, port, parse_params(semi + params))
 
     @property
     def branch(self) -> str | None:

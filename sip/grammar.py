@@ -20,6 +20,22 @@ def is_token(text: str) -> bool:
     return TOKEN_RE.fullmatch(text) is not None
 
 
+def parse_digits(text: str, limit: int) -> int | None:
+    """Return ``1*DIGIT`` text as an int below ``limit``, or None if it is not one.
+
+    ``str.isdigit`` alone is not enough: it accepts digits such as "²" that ``int``
+    rejects, and ``int`` refuses strings of more than 4300 digits (CPython's guard
+    against quadratic conversion), so both would escape as ValueError.
+    """
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0") or "0"  # RFC 4475 §3.1.1.1: leading zeros are valid
+    if len(significant) > len(str(limit)):
+        return None
+    value = int(significant)
+    return value if value < limit else None
+
+
 def split_outside(text: str, separator: str) -> list[str]:
     """Split ``text`` on ``separator`` where it is not inside quotes or ``<...>``.
 
@@ -94,15 +110,19 @@ def parse_params(text: str) -> dict[str, str | None]:
     generic-param = token [ EQUAL gen-value ]
     gen-value     = token / host / quoted-string
 
-    Values keep their quotes so that they serialize back unchanged.
+    Values keep their quotes so that they serialize back unchanged. ``text``
+    normally starts with the first ``;``; an empty parameter after it (``;;``,
+    a trailing ``;``) is a syntax error (RFC 4475 §3.1.2.1).
     """
     params: dict[str, str | None] = {}
     if not text:
         return params
-    for raw in split_outside(text, ";"):
+    for index, raw in enumerate(split_outside(text, ";")):
         raw = raw.strip()
         if not raw:
-            continue
+            if index == 0:
+                continue  # whatever stood before the first ";" (nothing, or LWS)
+            raise RemoteProtocolError("empty parameter")
         name, sep, value = raw.partition("=")
         name = name.strip().lower()
         if not is_token(name):

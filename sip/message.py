@@ -8,10 +8,12 @@ serializes it with a ``Content-Length`` that always matches the body (§20.14).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sip.address import NameAddress, Via
 from sip.errors import RemoteProtocolError
+from sip.grammar import parse_digits
 from sip.headers import Headers
 from sip.status import reason_phrase
 from sip.uri import SipUri
@@ -54,9 +56,10 @@ class _MessageViews:
         if value is None:
             raise RemoteProtocolError("missing CSeq header")
         parts = value.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) >= 2**31:
+        number = parse_digits(parts[0], 2**31) if len(parts) == 2 else None
+        if number is None:
             raise RemoteProtocolError(f"bad CSeq {value[:40]!r}")
-        return CSeq(int(parts[0]), parts[1])
+        return CSeq(number, parts[1])
 
     @property
     def vias(self) -> list[Via]:
@@ -100,7 +103,8 @@ def _address(headers: Headers, name: str) -> NameAddress:
     try:
         return NameAddress.parse(value)
     except RemoteProtocolError as exc:
-        raise RemoteProtocolError(f"bad {name} header: {exc.reason}", exc.status_code) from exc
+        # 416 is for the Request-URI only (RFC 3261 §21.4.17); a header is just bad.
+        raise RemoteProtocolError(f"bad {name} header: {exc.reason}") from exc
 
 
 @dataclass(slots=True)
@@ -168,12 +172,15 @@ def make_response(
     """Build a response to ``request`` (§8.2.6).
 
     Via, From, To, Call-ID and CSeq are copied verbatim; ``to_tag`` is added to
-    To when the request had none and the response is not 100 (§8.2.6.2).
+    To when the request had none and the response is not 100 (§8.2.6.2). Only
+    the first From, To, Call-ID and CSeq are copied: they are single-valued, and
+    a 400 to a request that repeats them must not repeat the mistake.
     """
     response_headers = Headers()
     for name in _COPIED_HEADERS:
-        for value in request.headers.get_all(name):
-            if name == "To" and to_tag and status_code != 100 and ";tag=" not in value.lower():
+        values = request.headers.get_all(name)
+        for value in values if name == "Via" else values[:1]:
+            if name == "To" and to_tag and status_code != 100 and not _has_tag(value):
                 value = f"{value};tag={to_tag}"
             response_headers.add(name, value)
     if status_code == 100 and "Timestamp" in request.headers:
@@ -182,3 +189,14 @@ def make_response(
     for name, value in headers or ():
         response_headers.add(name, value)
     return Response(status_code, reason or reason_phrase(status_code), response_headers, body)
+
+
+# generic-param allows LWS around "=" (§25.1: EQUAL = SWS "=" SWS).
+_TAG_PARAM_RE = re.compile(r";\s*tag\s*=", re.IGNORECASE)
+
+
+def _has_tag(to_value: str) -> bool:
+    try:
+        return NameAddress.parse(to_value).tag is not None
+    except RemoteProtocolError:
+        return _TAG_PARAM_RE.search(to_value) is not None  # unparseable: best guess

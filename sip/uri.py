@@ -8,14 +8,17 @@ host     = hostname / IPv4address / IPv6reference
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
 from sip.errors import RemoteProtocolError
-from sip.grammar import format_params, parse_params
+from sip.grammar import format_params, parse_digits, parse_params
 
 _HOST_RE = re.compile(r"[A-Za-z0-9\-.]+")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+# RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 SUPPORTED_SCHEMES = ("sip", "sips", "tel")
 
 
@@ -37,18 +40,21 @@ class SipUri:
         text = text.strip()
         scheme, colon, rest = text.partition(":")
         scheme = scheme.lower()
-        if not colon or not rest:
+        if not colon or not rest or not _SCHEME_RE.fullmatch(scheme):
+            # Not a URI at all (e.g. "<sip:a@b>", RFC 4475 §3.1.2.7): 400, not 416.
             raise RemoteProtocolError(f"bad URI {text[:60]!r}")
         if scheme not in SUPPORTED_SCHEMES:
             # RFC 3261 §8.2.2.1: an unsupported Request-URI scheme gets 416.
             raise RemoteProtocolError(f"unsupported URI scheme {scheme[:20]!r}", 416)
         if scheme == "tel":
-            number, _, params = rest.partition(";")
-            return cls(scheme="tel", user=number, params=parse_params(params))
-        rest, _, headers = rest.partition("?")
-        userinfo, at, hostpart = rest.rpartition("@")
+            number, semi, params = rest.partition(";")
+            return cls(scheme="tel", user=number, params=parse_params(semi + params))
+        # "@" occurs nowhere in a SIP-URI but after userinfo (§25.1), while the
+        # user part may hold "?" and ";" (RFC 4475 §3.1.1.2), so split at "@" first.
+        userinfo, at, hostpart = rest.partition("@")
         if not at:
             hostpart = rest
+        hostpart, _, headers = hostpart.partition("?")
         user: str | None = None
         password: str | None = None
         if at:
@@ -56,9 +62,9 @@ class SipUri:
             password = pw if pcolon else None
             if not user:
                 raise RemoteProtocolError(f"empty user in URI {text[:60]!r}")
-        hostport, _, params = hostpart.partition(";")
+        hostport, semi, params = hostpart.partition(";")
         host, port = parse_hostport(hostport)
-        return cls(scheme, user, password, host, port, parse_params(params), headers)
+        return cls(scheme, user, password, host, port, parse_params(semi + params), headers)
 
     def __str__(self) -> str:
         if self.scheme == "tel":
@@ -102,7 +108,7 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
         if end < 0:
             raise RemoteProtocolError(f"unterminated IPv6 reference {text[:60]!r}")
         host, after = text[: end + 1], text[end + 1 :]
-        if not _IPV6_RE.fullmatch(host):
+        if not _IPV6_RE.fullmatch(host) or not _is_ipv6(host[1:-1]):
             raise RemoteProtocolError(f"bad IPv6 reference {host[:60]!r}")
         if after:
             if not after.startswith(":"):
@@ -116,7 +122,17 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
             raise RemoteProtocolError("empty port")
     port: int | None = None
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        port = parse_digits(port_text, 65536)
+        if not port:
             raise RemoteProtocolError(f"bad port {port_text[:20]!r}")
-        port = int(port_text)
     return host.lower(), port
+
+
+def _is_ipv6(text: str) -> bool:
+    # RFC 3261 §25.1: IPv6reference = "[" IPv6address "]"; the regex above only
+    # checked the alphabet, so "[1::2::3]" or "[1:2]" must still be refused here.
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
