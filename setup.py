@@ -26,6 +26,7 @@ CYTHON_DIRECTIVES = {
 
 KERNELS = {
     "media_core._g711": ["media_core/_g711.pyx"],
+    "media_core._goertzel": ["media_core/_goertzel.pyx"],
     "media_core._mix": ["media_core/_mix.pyx"],
 }
 
