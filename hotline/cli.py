@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 from hotline.config import Config, ConfigError, load_config, parse_port_range, validate
@@ -83,6 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def tune_gc() -> None:
+    """Keep the garbage collector's pauses off the media tick.
+
+    Finished transactions linger 32 s (Timer J), so at a few hundred calls/s some
+    hundred thousand objects stay alive; with the default thresholds every full
+    collection walked them all and stalled the loop 100-450 ms (measured at
+    400 calls/s). Everything that exists at start-up is frozen out of the
+    collector's view, and collections run 50x less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
+
+
 def _run_server(config: Config) -> int:
     from hotline.server import HotlineServer
     from bridge.health import run_health_site
@@ -95,6 +109,7 @@ def _run_server(config: Config) -> int:
     async def run() -> None:
         server = HotlineServer(config)
         await server.start()
+        tune_gc()
         site = await run_health_site(config.http.host, config.http.port, server.status)
         try:
             await server.serve_forever()

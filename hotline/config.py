@@ -53,6 +53,9 @@ class SipConfig:
     transports: list[str] = field(default_factory=lambda: ["udp", "tcp"])
     max_calls: int = 500
     realm: str = "hotline"
+    # RFC 8760 order (SHA-256 first). Some phones (libre-based baresip 1.0) stop at
+    # the first non-MD5 challenge: such sites list only MD5.
+    digest_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
     retry_after_s: int = 5
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
 
@@ -218,5 +221,11 @@ def validate(config: Config) -> None:
         if transport not in ("udp", "tcp"):
             raise ConfigError("configuration", None, "sip.transports",
                               f"unknown transport {transport!r} (udp, tcp)")
+    for algorithm in config.sip.digest_algorithms:
+        if algorithm not in ("SHA-256", "MD5"):
+            raise ConfigError("configuration", None, "sip.digest_algorithms",
+                              f"unknown algorithm {algorithm!r} (SHA-256, MD5)")
+    if not config.sip.digest_algorithms:
+        raise ConfigError("configuration", None, "sip.digest_algorithms", "must list one or more")
     if config.sip.max_calls < 1:
         raise ConfigError("configuration", None, "sip.max_calls", "must be at least 1")

@@ -42,6 +42,8 @@ from sip.user_agent import UaConfig, UserAgent
 
 log = logging.getLogger("hotline.server")
 
+_RTP_BIND_ATTEMPTS = 8
+
 
 @dataclass(slots=True, eq=False)
 class Call:
@@ -65,6 +67,7 @@ class HotlineServer:
         self.domain = sip.domain or self.address
         self.registration = RegistrationService(
             realm=sip.realm,
+            digest_algorithms=tuple(sip.digest_algorithms),
             credentials={a.username: Credential(a.username, a.password) for a in config.agents},
             secret=secrets.token_bytes(32),
             domain=self.domain,
@@ -200,42 +203,59 @@ class HotlineServer:
     async def _answer(self, call: Call, offer: SessionDescription | None) -> None:
         leg = call.leg
         clog = call_log("hotline.server", leg.call_id)
-        if not leg.is_active:  # CANCELed before we got here
+        if offer is None:
+            reason = "INVITE without SDP offer is not supported"
+            self.endpoint.apply(self.ua.reject(leg, 488, self.endpoint.now, reason=reason))
             return
-        try:
-            call.rtp_port = self.media.allocate_port()
-        except RuntimeError:
-            clog.warning("no RTP port free")
-            self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
+        # Another process may hold a port of our range: try a few before giving up.
+        for _ in range(_RTP_BIND_ATTEMPTS):
+            if not leg.is_active:  # CANCELed meanwhile
+                return
+            try:
+                call.rtp_port = self.media.allocate_port()
+            except RuntimeError:
+                clog.warning("no RTP port free")
+                self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
+                return
+            try:
+                media = negotiate_answer(
+                    offer, self.address, call.rtp_port, self.capabilities, session_id=call.rtp_port
+                )
+            except RemoteProtocolError as exc:
+                clog.info("SDP negotiation failed: %s", exc.reason)
+                self.endpoint.apply(
+                    self.ua.reject(leg, exc.status_code, self.endpoint.now, reason=exc.reason)
+                )
+                return
+            try:
+                opened = await self._open_media(call, media.remote_address, media.codec)
+            except OSError as exc:
+                clog.info("RTP port %d unusable (%s); trying another", call.rtp_port, exc.strerror)
+                self.media.release_port(call.rtp_port)
+                call.rtp_port = None
+                continue
+            if not opened:
+                return
+            clog.info("answering: %s/%d, RTP %d -> %s", media.codec.name, media.codec.clock_rate_hz,
+                      call.rtp_port, media.remote_address)
+            self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
             return
-        try:
-            if offer is None:
-                raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
-            media = negotiate_answer(
-                offer, self.address, call.rtp_port, self.capabilities, session_id=call.rtp_port
-            )
-        except RemoteProtocolError as exc:
-            clog.info("SDP negotiation failed: %s", exc.reason)
-            self.endpoint.apply(self.ua.reject(leg, exc.status_code, self.endpoint.now, reason=exc.reason))
-            return
-        if not await self._open_media(call, media.remote_address, media.codec):
-            return
-        clog.info("answering: %s/%d, RTP %d -> %s", media.codec.name, media.codec.clock_rate_hz,
-                  call.rtp_port, media.remote_address)
-        self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
+        self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
 
     async def _open_media(self, call: Call, remote: tuple[str, int] | None, codec: Codec) -> bool:
-        """Bind the call's RTP socket; False when the call ended meanwhile."""
+        """Bind the call's RTP socket; False when the call ended meanwhile.
+
+        Raises:
+            OSError: the port could not be bound.
+        """
+        # Symmetric RTP may latch only to the SDP's address or the signalling peer's.
+        hosts = {call.leg.peer.host} | ({remote[0]} if remote else set())
         call.opening = True
         try:
             call.stream_id = await self.media.open_stream(
                 self._bind_host(), call.rtp_port, remote, codec.name, codec.payload_type,
-                self._greeting,
+                self._greeting, latch_hosts=frozenset(hosts),
             )
-        except OSError as exc:
-            call_log("hotline.server", call.leg.call_id).warning("cannot open RTP: %s", exc)
-            self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
-            return False
         finally:
             call.opening = False
         if not call.leg.is_active:  # ended while the socket was bound
@@ -301,7 +321,12 @@ class HotlineServer:
             # RFC 3264: the INVITE succeeded, so an unusable answer ends the call with BYE.
             self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
             raise
-        if not await self._open_media(call, media.remote_address, media.codec):
+        try:
+            opened = await self._open_media(call, media.remote_address, media.codec)
+        except OSError:
+            self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
+            raise
+        if not opened:
             raise ConnectionAbortedError(f"{username}'s call ended before media started")
         return call
 

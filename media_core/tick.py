@@ -105,6 +105,9 @@ class RtpStream:
     source: PcmSource
     remote_addr: Address | None = None
     latched: bool = False
+    # Source IPs allowed to latch the stream (the SDP's and the signalling peer's);
+    # empty: any. Stops a stranger's first packet from stealing the call's audio.
+    latch_hosts: frozenset[str] = frozenset()
     # RFC 3551 §4.1: the first packet after silence (here: the first) carries M.
     marker_next: bool = True
     packets_sent: int = 0
@@ -229,6 +232,7 @@ class MediaTick:
         ssrc: int | None = None,
         sequence_number: int | None = None,
         timestamp: int | None = None,
+        latch_hosts: frozenset[str] = frozenset(),
     ) -> int:
         """Start a stream; it sends from the next tick on, once it has an address.
 
@@ -240,6 +244,8 @@ class MediaTick:
             ssrc: our SSRC; random when None.
             sequence_number: of the first packet; random when None.
             timestamp: of the first packet; random when None.
+            latch_hosts: source IPs whose packets may latch the stream (symmetric
+                RTP); empty lets any source latch it.
 
         Returns:
             The new stream's id.
@@ -277,6 +283,7 @@ class MediaTick:
             timestamp=timestamp,
             source=source,
             remote_addr=remote_addr,
+            latch_hosts=latch_hosts,
         )
         self._streams[stream_id] = stream
         self._groups[stream.codec][stream_id] = stream
@@ -374,7 +381,12 @@ class MediaTick:
             stream.packets_invalid += 1
             return None
         if not stream.latched:
-            self.latch(stream_id, addr)
+            if stream.latch_hosts and addr[0] not in stream.latch_hosts:
+                # An address signalling did not vouch for may not redirect the audio.
+                stream.packets_ignored += 1
+                return None
+            if addr[1] != 0:  # port 0 cannot be answered (a raw-socket replay)
+                self.latch(stream_id, addr)
         elif addr != stream.remote_addr:
             stream.packets_ignored += 1
             return None

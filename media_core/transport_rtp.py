@@ -194,6 +194,8 @@ class MediaEngine:
         codec: str,
         payload_type: int,
         source_pcm: NDArray[np.int16],
+        *,
+        latch_hosts: frozenset[str] = frozenset(),
     ) -> int:
         """Bind a socket and start sending ``source_pcm`` in a loop.
 
@@ -207,6 +209,7 @@ class MediaEngine:
             codec: ``PCMU`` or ``PCMA``.
             payload_type: the negotiated payload type.
             source_pcm: int16 samples at the tick's rate, looped.
+            latch_hosts: source IPs allowed to latch the stream (symmetric RTP).
 
         Returns:
             The stream id (``local_port(stream_id)`` tells the bound port).
@@ -219,7 +222,9 @@ class MediaEngine:
         loop = asyncio.get_running_loop()
         sock, port = self._bind(local_ip, local_port)
         try:
-            stream_id = self.media_tick.add_stream(codec, payload_type, source_pcm, remote_addr)
+            stream_id = self.media_tick.add_stream(
+                codec, payload_type, source_pcm, remote_addr, latch_hosts=latch_hosts
+            )
         except Exception:
             sock.close()
             if local_port is None:

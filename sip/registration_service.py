@@ -55,8 +55,11 @@ class RegistrationService:
         secret: bytes,
         domain: str,
         limits: RegistrationLimits,
+        digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
     ) -> None:
         self.realm = realm
+        # RFC 8760 §2.4: one challenge per algorithm, most preferred first.
+        self.digest_algorithms = digest_algorithms
         self.domain = domain.lower()
         self.credentials = credentials
         self.digest = DigestServer(realm, secret)
@@ -165,7 +168,7 @@ class RegistrationService:
     def _challenge(self, request: Request, status: int, now: float, *, stale: bool) -> Response:
         self.stats["challenged"] += 1
         header = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
-        values = self.digest.challenge(now, stale=stale)
+        values = self.digest.challenge(now, stale=stale, algorithms=self.digest_algorithms)
         return make_response(request, status, to_tag="auth", headers=[(header, v) for v in values])
 
     def _fail(self, request: Request, source: Peer, now: float, reason: str) -> Response:
