@@ -1,13 +1,25 @@
 """The media clock: one 20 ms tick that serves every call (sans-IO).
 
-House rule: there is no timer per call. Each ``tick(now)`` produces one RTP
-packet for every stream that has somewhere to send to, and encodes all frames of
-one codec with a single kernel call over a contiguous buffer, so the cost per
-call is a slice copy, a header pack and a datagram.
+House rule: there is no timer per call. Each ``tick(now)`` runs the whole media
+path once for all streams, with the per-sample work done by one kernel call
+over a 2-D ``(streams, samples)`` array wherever it can be:
 
-A stream sends to the address the SDP gave until media arrives; from the first
-valid RTP packet on, it sends to that packet's source instead (symmetric RTP,
-RFC 4961), which is what gets audio through NATs.
+1. receive: each stream's jitter buffer yields this slot's frame; the payloads
+   of all streams of a codec are decoded by one G.711 kernel call; lost
+   frames are concealed (PLC);
+2. listen: RFC 4733 key timeouts, in-band DTMF (one Goertzel pass over every
+   listening stream) and voice activity (for IVR legs) turn audio into events;
+3. speak: prompt players and looped sources fill the output rows, then the
+   mixer (bridges, conferences with mix-minus, whisper) writes the rows of
+   every leg in a room with one kernel call;
+4. record: each recorded leg's input (left) and what it heard (right) go to
+   its recording tap;
+5. send: all output rows of a codec are encoded by one kernel call and
+   packed as RTP, or an RFC 4733 event packet goes out instead while a key
+   is being sent.
+
+Rows ("slots") are stable per stream, so the mixer's plan only changes when a
+room does. The shell (``transport_rtp``) owns sockets and the writer thread.
 """
 
 from __future__ import annotations
@@ -15,14 +27,38 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
 from media_core import g711
+from media_core.dtmf import DtmfEventSender
+from media_core.dtmf_inband import InbandDtmfDetector
+from media_core.jitter_buffer import FrameKind
+from media_core.media_events import (
+    DtmfReceived,
+    MediaEvent,
+    PromptFinished,
+    SpeechEnded,
+    SpeechStarted,
+)
+from media_core.mixer import Mixer
+from media_core.prompt import PromptPlayer
+from media_core.receive import ReceivePath
+from media_core.recording import Recorder
+from media_core.recording_tap import RecordingChunk, RecordingTap
 from media_core.rtp import RtpPacket
+from media_core.stream import (
+    CODECS,
+    Address,
+    Codec,
+    LoopedPcm,
+    PcmSource,
+    RtpStream,
+    StreamStats,
+)
+from media_core.vad import VoiceActivityDetector, process_many
 
 __all__ = [
     "CODECS",
@@ -36,10 +72,8 @@ __all__ = [
     "StreamStats",
 ]
 
-Codec: TypeAlias = Literal["PCMU", "PCMA"]
-CODECS: tuple[Codec, ...] = ("PCMU", "PCMA")
-Address: TypeAlias = tuple[str, int]
 EncodeInto: TypeAlias = Callable[[NDArray[np.int16], NDArray[np.uint8]], None]
+DecodeInto: TypeAlias = Callable[[NDArray[np.uint8], NDArray[np.int16]], None]
 
 # RFC 3550 §5.1: V=2, P=0, X=0, CC=0 | M, PT | sequence number | timestamp | SSRC.
 _HEADER = struct.Struct("!BBHII")
@@ -47,136 +81,24 @@ _VERSION_2_BARE = 0x80
 _MARKER = 0x80
 
 
-class PcmSource(Protocol):
-    """Where a stream's audio comes from: fills one frame per tick."""
-
-    def read_into(self, out: NDArray[np.int16]) -> None:
-        """Fill ``out`` (a 1-D int16 view) with the next samples."""
-
-
-class LoopedPcm:
-    """A prompt played in a loop; the array is shared, never copied or written."""
-
-    __slots__ = ("pcm", "position")
-
-    def __init__(self, pcm: NDArray[np.int16]) -> None:
-        """Play ``pcm`` from its start.
-
-        Raises:
-            ValueError: ``pcm`` is not a non-empty 1-D int16 array.
-        """
-        if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
-            raise ValueError("a looped prompt must be a 1-D int16 array")
-        if len(pcm) == 0:
-            raise ValueError("a looped prompt cannot be empty")
-        self.pcm = pcm
-        self.position = 0
-
-    def read_into(self, out: NDArray[np.int16]) -> None:
-        """Copy the next ``len(out)`` samples, wrapping to the start as often as needed."""
-        pcm = self.pcm
-        size = len(pcm)
-        position = self.position
-        filled = 0
-        wanted = len(out)
-        while filled < wanted:
-            count = min(wanted - filled, size - position)
-            out[filled : filled + count] = pcm[position : position + count]
-            filled += count
-            position += count
-            if position == size:
-                position = 0
-        self.position = position
-
-
-@dataclass(slots=True, eq=False)
-class RtpStream:
-    """One call leg's RTP session, as the tick sees it.
-
-    ``sequence_number`` and ``timestamp`` are those of the next packet to send.
-    """
-
-    stream_id: int
-    codec: Codec
-    payload_type: int
-    ssrc: int
-    sequence_number: int
-    timestamp: int
-    source: PcmSource
-    remote_addr: Address | None = None
-    latched: bool = False
-    # Source IPs allowed to latch the stream (the SDP's and the signalling peer's);
-    # empty: any. Stops a stranger's first packet from stealing the call's audio.
-    latch_hosts: frozenset[str] = frozenset()
-    # RFC 3551 §4.1: the first packet after silence (here: the first) carries M.
-    marker_next: bool = True
-    packets_sent: int = 0
-    octets_sent: int = 0
-    send_errors: int = 0
-    packets_received: int = 0
-    octets_received: int = 0
-    packets_invalid: int = 0
-    packets_ignored: int = 0
-    remote_ssrc: int | None = None
-    last_payload_type: int | None = None
-    last_payload: bytes = b""
-    last_received_at: float | None = None
-    last_sent_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStats:
-    """A snapshot of one stream's counters.
-
-    ``octets_*`` count payload octets, as RTCP sender reports do (RFC 3550 §6.4.1).
-    ``packets_ignored`` are valid RTP packets from another address than the
-    latched one; ``packets_invalid`` are datagrams that are not RTP.
-    """
-
-    stream_id: int
-    codec: Codec
-    payload_type: int
-    ssrc: int
-    remote_addr: Address | None
-    latched: bool
-    packets_sent: int
-    octets_sent: int
-    send_errors: int
-    packets_received: int
-    octets_received: int
-    packets_invalid: int
-    packets_ignored: int
-    remote_ssrc: int | None
-    last_payload_type: int | None
-
-
-class _FrameBuffers:
-    """A codec's contiguous PCM and code buffers, grown by doubling, never shrunk."""
-
-    __slots__ = ("codes", "pcm")
-
-    def __init__(self) -> None:
-        self.pcm: NDArray[np.int16] = np.empty(0, dtype=np.int16)
-        self.codes: NDArray[np.uint8] = np.empty(0, dtype=np.uint8)
-
-    def take(self, samples: int) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
-        if len(self.pcm) < samples:
-            size = max(samples, 2 * len(self.pcm))
-            self.pcm = np.zeros(size, dtype=np.int16)
-            self.codes = np.zeros(size, dtype=np.uint8)
-        return self.pcm[:samples], self.codes[:samples]
-
-
 class MediaTick:
     """Every RTP stream of the process, advanced together once per ``ptime_ms``."""
 
     __slots__ = (
-        "_buffers",
+        "_decoders",
         "_encoders",
+        "_events",
+        "_frames_in",
+        "_frames_out",
+        "_free_slots",
         "_groups",
+        "_inband",
         "_next_id",
+        "_pending_chunks",
         "_rng",
+        "_scratch",
         "_streams",
+        "mixer",
         "ptime_ms",
         "rate_hz",
         "samples_per_frame",
@@ -213,12 +135,22 @@ class MediaTick:
             if encoders is not None
             else {"PCMU": g711.ulaw_encode_into, "PCMA": g711.alaw_encode_into}
         )
+        self._decoders: dict[Codec, DecodeInto] = {
+            "PCMU": g711.ulaw_decode_into, "PCMA": g711.alaw_decode_into,
+        }
         # RFC 3550 §5.1 and §8.1: SSRC and initial values SHOULD be unpredictable.
         self._rng = rng if rng is not None else random.SystemRandom()
         self._streams: dict[int, RtpStream] = {}
         self._groups: dict[Codec, dict[int, RtpStream]] = {codec: {} for codec in CODECS}
-        self._buffers: dict[Codec, _FrameBuffers] = {codec: _FrameBuffers() for codec in CODECS}
+        self._frames_in = np.zeros((0, self.samples_per_frame), dtype=np.int16)
+        self._frames_out = np.zeros((0, self.samples_per_frame), dtype=np.int16)
+        self._scratch: dict[str, NDArray[np.generic]] = {}
+        self._free_slots: list[int] = []
         self._next_id = 1
+        self._events: list[MediaEvent] = []
+        self._pending_chunks: list[RecordingChunk] = []
+        self._inband: InbandDtmfDetector | None = None
+        self.mixer = Mixer()
 
     # ----------------------------------------------------------- streams
 
@@ -226,26 +158,34 @@ class MediaTick:
         self,
         codec: str,
         payload_type: int,
-        source: PcmSource | NDArray[np.int16],
+        source: PcmSource | NDArray[np.int16] | None = None,
         remote_addr: Address | None = None,
         *,
         ssrc: int | None = None,
         sequence_number: int | None = None,
         timestamp: int | None = None,
         latch_hosts: frozenset[str] = frozenset(),
+        telephone_event_pt: int | None = None,
+        vad: bool = False,
+        inband_dtmf: bool = False,
     ) -> int:
         """Start a stream; it sends from the next tick on, once it has an address.
 
         Args:
             codec: ``PCMU`` or ``PCMA`` (case-insensitive, as SDP encoding names are).
             payload_type: the negotiated RTP payload type, 0..127.
-            source: a ``PcmSource``, or an int16 array to play in a loop.
+            source: what the leg hears when no prompt plays and it is in no room:
+                a ``PcmSource``, an int16 array played in a loop, or None (silence).
             remote_addr: where the SDP says to send; None until media arrives.
             ssrc: our SSRC; random when None.
             sequence_number: of the first packet; random when None.
             timestamp: of the first packet; random when None.
             latch_hosts: source IPs whose packets may latch the stream (symmetric
                 RTP); empty lets any source latch it.
+            telephone_event_pt: the negotiated RFC 4733 payload type, if any.
+            vad: report the caller's speech starts and ends (IVR legs).
+            inband_dtmf: detect key tones in the received audio (trunks without
+                RFC 4733).
 
         Returns:
             The new stream's id.
@@ -256,20 +196,14 @@ class MediaTick:
         name = codec.upper()
         if name not in CODECS:
             raise ValueError(f"codec {codec!r} is not one of {', '.join(CODECS)}")
-        if not 0 <= payload_type <= 0x7F:
-            raise ValueError(f"payload type {payload_type} is not a 7-bit value")
-        if ssrc is None:
-            ssrc = self._unused_ssrc()
-        elif not 0 <= ssrc <= 0xFFFFFFFF:
-            raise ValueError(f"SSRC {ssrc} is not a 32-bit value")
-        if sequence_number is None:
-            sequence_number = self._rng.getrandbits(16)
-        elif not 0 <= sequence_number <= 0xFFFF:
-            raise ValueError(f"sequence number {sequence_number} is not a 16-bit value")
-        if timestamp is None:
-            timestamp = self._rng.getrandbits(32)
-        elif not 0 <= timestamp <= 0xFFFFFFFF:
-            raise ValueError(f"timestamp {timestamp} is not a 32-bit value")
+        for what, value, bits in (
+            ("payload type", payload_type, 7),
+            ("SSRC", ssrc, 32),
+            ("sequence number", sequence_number, 16),
+            ("timestamp", timestamp, 32),
+        ):
+            if value is not None and not 0 <= value < (1 << bits):
+                raise ValueError(f"{what} {value} is not a {bits}-bit value")
         if isinstance(source, np.ndarray):
             source = LoopedPcm(source)
         stream_id = self._next_id
@@ -278,19 +212,33 @@ class MediaTick:
             stream_id=stream_id,
             codec=name,  # checked against CODECS above
             payload_type=payload_type,
-            ssrc=ssrc,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
+            ssrc=ssrc if ssrc is not None else self._unused_ssrc(),
+            sequence_number=(
+                sequence_number if sequence_number is not None else self._rng.getrandbits(16)
+            ),
+            timestamp=timestamp if timestamp is not None else self._rng.getrandbits(32),
             source=source,
             remote_addr=remote_addr,
             latch_hosts=latch_hosts,
         )
+        stream.slot = self._take_slot()
+        stream.telephone_event_pt = telephone_event_pt
+        stream.rx = ReceivePath(
+            name, payload_type, telephone_event_pt,
+            clock_rate_hz=self.rate_hz, ptime_ms=self.ptime_ms,
+        )
+        if vad:
+            stream.vad = VoiceActivityDetector(self.rate_hz, self.ptime_ms)
+        if inband_dtmf:
+            if self._inband is None:
+                self._inband = InbandDtmfDetector(rate_hz=self.rate_hz)
+            stream.inband = self._inband.new_state()
         self._streams[stream_id] = stream
         self._groups[stream.codec][stream_id] = stream
         return stream_id
 
     def remove_stream(self, stream_id: int) -> None:
-        """Stop a stream; it sends nothing more.
+        """Stop a stream; it sends nothing more, and its recording is closed.
 
         Raises:
             KeyError: no such stream.
@@ -298,6 +246,19 @@ class MediaTick:
         stream = self.stream(stream_id)
         del self._streams[stream_id]
         del self._groups[stream.codec][stream_id]
+        self.mixer.remove(stream.slot)
+        if stream.tap is not None:
+            self._pending_chunks.append(stream.tap.close())
+            stream.tap = None
+        if stream.inband is not None:
+            digit = stream.inband.flush()
+            if digit is not None:
+                self._events.append(DtmfReceived(stream_id, digit, "inband"))
+        if stream.vad is not None:
+            self._vad_events(stream_id, stream.vad.finish())
+        self._frames_in[stream.slot] = 0
+        self._frames_out[stream.slot] = 0
+        self._free_slots.append(stream.slot)
 
     def stream(self, stream_id: int) -> RtpStream:
         """The live state of one stream.
@@ -351,21 +312,78 @@ class MediaTick:
             last_payload_type=s.last_payload_type,
         )
 
+    # ------------------------------------------------ what a leg hears / does
+
+    def play(self, stream_id: int, prompt_pcm: NDArray[np.int16]) -> None:
+        """Play a prompt to the leg, over its looped source, until it ends or ``stop_prompt``."""
+        stream = self.stream(stream_id)
+        if stream.player is None:
+            stream.player = PromptPlayer(self.rate_hz)
+        stream.player.start(prompt_pcm)
+
+    def stop_prompt(self, stream_id: int) -> None:
+        """Barge-in: the very next frame the leg hears is no longer the prompt."""
+        player = self.stream(stream_id).player
+        if player is not None:
+            player.stop()
+
+    def send_dtmf(self, stream_id: int, digit: str, duration_ms: int = 100) -> None:
+        """Send a key as RFC 4733 events, replacing the audio while it lasts.
+
+        Raises:
+            ValueError: the leg negotiated no telephone-event, or a bad digit.
+        """
+        stream = self.stream(stream_id)
+        if stream.telephone_event_pt is None:
+            raise ValueError(f"stream {stream_id} negotiated no telephone-event")
+        DtmfEventSender(digit, duration_ms, 0)  # validates now, not at send time
+        stream.dtmf_queue.append((digit, duration_ms))
+
+    def bridge(self, stream_a: int, stream_b: int) -> str:
+        """Join two legs: each hears the other (a two-party room)."""
+        return self.mixer.bridge(self.stream(stream_a).slot, self.stream(stream_b).slot)
+
+    def conference_add(
+        self,
+        room: str,
+        stream_id: int,
+        role: Literal["member", "whisper"] = "member",
+        whisper_to: tuple[int, ...] = (),
+    ) -> None:
+        """Put a leg in an N-party room; a ``whisper`` leg is heard only by ``whisper_to``."""
+        targets = tuple(self.stream(target).slot for target in whisper_to)
+        self.mixer.conference_add(room, self.stream(stream_id).slot, role, targets)
+
+    def leave_room(self, stream_id: int) -> None:
+        """Take a leg out of its bridge or conference."""
+        self.mixer.remove(self.stream(stream_id).slot)
+
+    def record(self, stream_id: int, recorder: Recorder, chunk_frames: int = 25) -> None:
+        """Record the leg: what it sends on the left, what it hears on the right."""
+        stream = self.stream(stream_id)
+        if stream.tap is not None:
+            self._pending_chunks.append(stream.tap.close())
+        stream.tap = RecordingTap(recorder, self.samples_per_frame, chunk_frames)
+
+    def take_events(self) -> list[MediaEvent]:
+        """The events since the last call (DTMF, speech, prompt ends)."""
+        events, self._events = self._events, []
+        return events
+
+    def take_recording_chunks(self) -> list[RecordingChunk]:
+        """The recording chunks to write, in order, off the tick's thread."""
+        chunks, self._pending_chunks = self._pending_chunks, []
+        return chunks
+
     # ------------------------------------------------------------- input
 
     def on_rtp_received(
         self, stream_id: int, data: bytes, addr: Address, now: float
     ) -> RtpPacket | None:
-        """Account for a datagram that arrived on a stream's port.
+        """Take a datagram that arrived on a stream's port.
 
-        The first valid RTP packet latches the stream to its source address.
-        Later packets from elsewhere are counted as ignored, not received.
-
-        Args:
-            stream_id: the stream whose port received it.
-            data: the datagram.
-            addr: its source.
-            now: the clock, in seconds.
+        The first valid RTP packet from an allowed address latches the stream
+        to its source; later packets from elsewhere are counted as ignored.
 
         Returns:
             The packet, or None when it is not valid RTP, comes from another
@@ -396,6 +414,9 @@ class MediaTick:
         stream.last_payload_type = packet.payload_type
         stream.last_payload = packet.payload
         stream.last_received_at = now
+        if stream.rx is not None:
+            for digit in stream.rx.on_packet(packet, now):
+                self._events.append(DtmfReceived(stream_id, digit, "rfc4733"))
         return packet
 
     def record_send_error(self, stream_id: int) -> None:
@@ -404,55 +425,194 @@ class MediaTick:
         if stream is not None:
             stream.send_errors += 1
 
-    # ------------------------------------------------------------ output
+    # -------------------------------------------------------------- tick
 
     def tick(self, now: float) -> list[tuple[int, bytes, Address]]:
-        """Advance every stream by one packet time.
+        """Run the media path once for every stream.
 
         Streams without a remote address are paused: they neither send nor
         advance their prompt, sequence number or timestamp.
 
         Args:
-            now: the clock, in seconds (recorded as the send time).
+            now: the clock, in seconds.
 
         Returns:
             ``(stream_id, datagram, destination)`` for each stream that sends.
         """
         self.ticks += 1
+        self._receive(now)
+        self._listen(now)
+        self._speak()
+        self._record()
+        return self._send(now)
+
+    def _receive(self, now: float) -> None:
+        samples = self.samples_per_frame
+        frames_in = self._frames_in
+        for codec, group in self._groups.items():
+            audio: list[tuple[RtpStream, bytes]] = []
+            for stream in group.values():
+                rx = stream.rx
+                if rx is None or stream.packets_received == 0:
+                    continue
+                frame = rx.next_frame(now)
+                if frame.kind is FrameKind.AUDIO and len(frame.payload) == samples:
+                    audio.append((stream, frame.payload))
+                elif frame.kind is FrameKind.LOST:
+                    frames_in[stream.slot] = rx.conceal()
+                else:
+                    frames_in[stream.slot] = 0
+            if not audio:
+                continue
+            # One kernel call decodes this codec's payloads for every stream.
+            codes = np.frombuffer(b"".join(payload for _, payload in audio), dtype=np.uint8)
+            pcm = self._buffer("pcm_in", len(codes), np.int16)
+            self._decoders[codec](codes, pcm)
+            decoded = pcm.reshape(len(audio), samples)
+            for row, (stream, _) in enumerate(audio):
+                frames_in[stream.slot] = stream.rx.played(decoded[row])  # type: ignore[union-attr]
+
+    def _listen(self, now: float) -> None:
+        frame_start_s = now - self.ptime_ms / 1000
+        inband: list[RtpStream] = []
+        vad: list[RtpStream] = []
+        for stream in self._streams.values():
+            if stream.rx is not None and stream.rx.dtmf is not None:
+                for digit in stream.rx.dtmf_timeouts(now):
+                    self._events.append(DtmfReceived(stream.stream_id, digit, "rfc4733"))
+            if stream.inband is not None:
+                inband.append(stream)
+            if stream.vad is not None:
+                vad.append(stream)
+        if inband and self._inband is not None:
+            rows = np.fromiter((s.slot for s in inband), dtype=np.intp, count=len(inband))
+            found = self._inband.detect_many(
+                self._frames_in[rows], [s.inband for s in inband], frame_start_s  # type: ignore[misc]
+            )
+            for row, digit in found:
+                self._events.append(DtmfReceived(inband[row].stream_id, digit, "inband"))
+        if vad:
+            rows = np.fromiter((s.slot for s in vad), dtype=np.intp, count=len(vad))
+            events = process_many([s.vad for s in vad], self._frames_in[rows], frame_start_s)  # type: ignore[misc]
+            for row, event in events:
+                self._vad_events(vad[row].stream_id, [event])
+
+    def _speak(self) -> None:
+        frames_out = self._frames_out
+        for stream in self._streams.values():
+            if stream.remote_addr is None:
+                continue  # paused: its prompt waits for the peer
+            out = frames_out[stream.slot]
+            player = stream.player
+            if player is not None and player.playing:
+                player.read_into(out)
+                if player.completed:
+                    self._events.append(PromptFinished(stream.stream_id))
+            elif stream.source is not None:
+                stream.source.read_into(out)
+            else:
+                out[:] = 0
+        if self.mixer.rooms:
+            # One kernel call: every bridge and conference, mix-minus and whisper.
+            self.mixer.mix(self._frames_in, frames_out)
+
+    def _record(self) -> None:
+        for stream in self._streams.values():
+            if stream.tap is not None:
+                slot = stream.slot
+                chunk = stream.tap.add(self._frames_in[slot], self._frames_out[slot])
+                if chunk is not None:
+                    self._pending_chunks.append(chunk)
+
+    def _send(self, now: float) -> list[tuple[int, bytes, Address]]:
         samples = self.samples_per_frame
         datagrams: list[tuple[int, bytes, Address]] = []
         for codec, group in self._groups.items():
-            sending = [(s, s.remote_addr) for s in group.values() if s.remote_addr is not None]
+            sending = [s for s in group.values() if s.remote_addr is not None]
             if not sending:
                 continue
-            pcm, codes = self._buffers[codec].take(len(sending) * samples)
-            frames = pcm.reshape(len(sending), samples)
-            for row, (stream, _) in enumerate(sending):
-                stream.source.read_into(frames[row])
+            rows = np.fromiter((s.slot for s in sending), dtype=np.intp, count=len(sending))
+            pcm = np.ascontiguousarray(self._frames_out[rows]).reshape(-1)
+            codes = self._buffer("codes_out", len(pcm), np.uint8)
             # One kernel call for all of this codec's streams.
             self._encoders[codec](pcm, codes)
             payloads = codes.data  # a memoryview: slicing it copies nothing
-            start = 0
-            for stream, destination in sending:
-                header = _HEADER.pack(
-                    _VERSION_2_BARE,
-                    (_MARKER if stream.marker_next else 0) | stream.payload_type,
-                    stream.sequence_number,
-                    stream.timestamp,
-                    stream.ssrc,
-                )
+            for index, stream in enumerate(sending):
+                if stream.dtmf_sender is not None or stream.dtmf_queue:
+                    datagrams += self._dtmf_packets(stream, now)
+                    continue
+                start = index * samples
                 datagrams.append(
-                    (stream.stream_id, header + payloads[start : start + samples], destination)
+                    (
+                        stream.stream_id,
+                        self._header(stream, stream.payload_type, stream.marker_next, stream.timestamp)
+                        + payloads[start : start + samples],
+                        stream.remote_addr,  # type: ignore[arg-type]
+                    )
                 )
-                start += samples
                 stream.marker_next = False
-                # RFC 3550 §5.1: sequence +1 per packet, timestamp +1 per sample, both wrapping.
-                stream.sequence_number = (stream.sequence_number + 1) & 0xFFFF
-                stream.timestamp = (stream.timestamp + samples) & 0xFFFFFFFF
-                stream.packets_sent += 1
                 stream.octets_sent += samples
-                stream.last_sent_at = now
+                self._advance(stream, now)
         return datagrams
+
+    def _dtmf_packets(self, stream: RtpStream, now: float) -> list[tuple[int, bytes, Address]]:
+        sender = stream.dtmf_sender
+        if sender is None:
+            digit, duration_ms = stream.dtmf_queue.pop(0)
+            # RFC 4733 §2.5.1.1: an event's timestamp is the audio time it starts at.
+            sender = stream.dtmf_sender = DtmfEventSender(
+                digit, duration_ms, stream.timestamp, rate_hz=self.rate_hz, ptime_ms=self.ptime_ms
+            )
+        packets = []
+        for packet in sender.next_tick():
+            header = self._header(stream, stream.telephone_event_pt or 0, packet.marker, packet.timestamp)
+            packets.append((stream.stream_id, header + packet.payload, stream.remote_addr))
+            stream.octets_sent += len(packet.payload)
+        if sender.done:
+            stream.dtmf_sender = None
+        self._advance(stream, now, sent=len(packets))
+        return packets  # type: ignore[return-value]
+
+    def _header(self, stream: RtpStream, payload_type: int, marker: bool, timestamp: int) -> bytes:
+        sequence = stream.sequence_number
+        stream.sequence_number = (sequence + 1) & 0xFFFF  # RFC 3550 §5.1: +1, wrapping
+        return _HEADER.pack(
+            _VERSION_2_BARE, (_MARKER if marker else 0) | payload_type, sequence, timestamp, stream.ssrc
+        )
+
+    def _advance(self, stream: RtpStream, now: float, sent: int = 1) -> None:
+        # RFC 3550 §5.1: the timestamp advances by the samples of each packet time.
+        stream.timestamp = (stream.timestamp + self.samples_per_frame) & 0xFFFFFFFF
+        stream.packets_sent += sent
+        stream.last_sent_at = now
+
+    # ----------------------------------------------------------- helpers
+
+    def _vad_events(self, stream_id: int, events: list) -> None:  # type: ignore[type-arg]
+        for event in events:
+            kind = SpeechStarted if event.kind == "speech_start" else SpeechEnded
+            self._events.append(kind(stream_id, event.timestamp_s))
+
+    def _take_slot(self) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        slot = len(self._streams)
+        if slot >= len(self._frames_in):
+            # Grow by doubling; rows keep their contents (and streams their slots).
+            size = max(16, 2 * len(self._frames_in))
+            for name in ("_frames_in", "_frames_out"):
+                grown = np.zeros((size, self.samples_per_frame), dtype=np.int16)
+                old = getattr(self, name)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+        return slot
+
+    def _buffer(self, name: str, size: int, dtype: type) -> NDArray:  # type: ignore[type-arg]
+        buffer = self._scratch.get(name)
+        if buffer is None or len(buffer) < size:
+            buffer = np.zeros(max(size, 2 * (len(buffer) if buffer is not None else 0)), dtype=dtype)
+            self._scratch[name] = buffer
+        return buffer[:size]
 
     def _unused_ssrc(self) -> int:
         # RFC 3550 §8.1: our own streams must not collide with one another.

@@ -12,6 +12,9 @@ an overrun and skipped instead of bursting seconds of audio at the peer.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import errno
 import logging
@@ -22,6 +25,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from media_core.media_events import MediaEvent
+from media_core.recording import open_recorder
+from media_core.recording_tap import RecordingChunk, write_chunks
 from media_core.tick import Address, MediaTick, StreamStats
 
 __all__ = ["MediaEngine", "NoFreePortError", "RtpPortAllocator"]
@@ -130,6 +136,7 @@ class MediaEngine:
         rate_hz: int = 8000,
         max_late_ticks: int = 5,
         media_tick: MediaTick | None = None,
+        on_event: Callable[[MediaEvent], None] | None = None,
     ) -> None:
         """Prepare; nothing is bound or scheduled until ``start``/``open_stream``.
 
@@ -140,6 +147,7 @@ class MediaEngine:
             rate_hz: sampling rate of the tick (when ``media_tick`` is not given).
             max_late_ticks: how many overdue ticks are caught up; beyond, skip.
             media_tick: a ready ``MediaTick`` (tests inject one).
+            on_event: receives the tick's DTMF, speech and prompt events.
         """
         self.ports = RtpPortAllocator(rtp_port_low, rtp_port_high)
         self.media_tick = media_tick if media_tick is not None else MediaTick(ptime_ms, rate_hz)
@@ -152,6 +160,10 @@ class MediaEngine:
         self._local_ports: dict[int, int] = {}
         self._owned_ports: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self.on_event = on_event
+        # One thread writes every recording, in order: disk I/O stays off the tick.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
+        self.write_errors = 0
 
     # --------------------------------------------------------- lifecycle
 
@@ -169,6 +181,9 @@ class MediaEngine:
                 await task
         for stream_id in list(self._transports):
             self.close_stream(stream_id)
+        # The last chunks (and the recorders' closing) must reach the disk.
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.shutdown, True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
 
     # ------------------------------------------------------------- ports
 
@@ -193,9 +208,12 @@ class MediaEngine:
         remote_addr: Address | None,
         codec: str,
         payload_type: int,
-        source_pcm: NDArray[np.int16],
+        source_pcm: NDArray[np.int16] | None,
         *,
         latch_hosts: frozenset[str] = frozenset(),
+        telephone_event_pt: int | None = None,
+        vad: bool = False,
+        inband_dtmf: bool = False,
     ) -> int:
         """Bind a socket and start sending ``source_pcm`` in a loop.
 
@@ -210,6 +228,9 @@ class MediaEngine:
             payload_type: the negotiated payload type.
             source_pcm: int16 samples at the tick's rate, looped.
             latch_hosts: source IPs allowed to latch the stream (symmetric RTP).
+            telephone_event_pt: the negotiated RFC 4733 payload type, if any.
+            vad: report speech starts and ends on this leg.
+            inband_dtmf: detect key tones in this leg's audio.
 
         Returns:
             The stream id (``local_port(stream_id)`` tells the bound port).
@@ -223,7 +244,8 @@ class MediaEngine:
         sock, port = self._bind(local_ip, local_port)
         try:
             stream_id = self.media_tick.add_stream(
-                codec, payload_type, source_pcm, remote_addr, latch_hosts=latch_hosts
+                codec, payload_type, source_pcm, remote_addr, latch_hosts=latch_hosts,
+                telephone_event_pt=telephone_event_pt, vad=vad, inband_dtmf=inband_dtmf,
             )
         except Exception:
             sock.close()
@@ -267,9 +289,21 @@ class MediaEngine:
         self._local_ports.pop(stream_id, None)
         if stream_id in self.media_tick:
             self.media_tick.remove_stream(stream_id)
+            self._flush_recordings()
         port = self._owned_ports.pop(stream_id, None)
         if port is not None:
             self.ports.release(port)
+
+    def record(self, stream_id: int, path: str | os.PathLike[str], started_at: float) -> None:
+        """Record a stream (WAV or Ogg/Opus by the file's suffix) as the call goes.
+
+        Raises:
+            KeyError: no such stream.
+            OSError: the file cannot be created.
+        """
+        self.media_tick.stream(stream_id)  # fail before creating a file
+        recorder = open_recorder(path, rate_hz=self.media_tick.rate_hz, started_at=started_at)
+        self.media_tick.record(stream_id, recorder)
 
     def stats(self, stream_id: int) -> StreamStats:
         """A snapshot of a stream's counters.
@@ -318,6 +352,23 @@ class MediaEngine:
             transport = self._transports.get(stream_id)
             if transport is not None:
                 transport.sendto(datagram, destination)
+        if self.on_event is not None:
+            for event in self.media_tick.take_events():
+                self.on_event(event)
+        self._flush_recordings()
+
+    def _flush_recordings(self) -> None:
+        chunks = self.media_tick.take_recording_chunks()
+        if chunks:
+            self._writer.submit(self._write, chunks)
+
+    def _write(self, chunks: list[RecordingChunk]) -> None:
+        try:
+            write_chunks(chunks)
+        except (OSError, ValueError):
+            # A full disk costs that recording, never the calls.
+            self.write_errors += 1
+            log.exception("recording write failed")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
