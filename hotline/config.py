@@ -66,6 +66,9 @@ class MediaConfig:
 
     rtp_ports: str = "20000-29999"
     greeting_tone_hz: float = 440.0
+    greeting_prompt: str | None = None  # any audio file PyAV reads, played once on answer
+    record_calls: bool = True
+    recording_format: str = "wav"  # wav or ogg (Opus)
 
     @property
     def rtp_port_range(self) -> tuple[int, int]:
@@ -221,6 +224,9 @@ def validate(config: Config) -> None:
         if transport not in ("udp", "tcp"):
             raise ConfigError("configuration", None, "sip.transports",
                               f"unknown transport {transport!r} (udp, tcp)")
+    if config.media.recording_format not in ("wav", "ogg"):
+        raise ConfigError("configuration", None, "media.recording_format",
+                          f"unknown format {config.media.recording_format!r} (wav, ogg)")
     for algorithm in config.sip.digest_algorithms:
         if algorithm not in ("SHA-256", "MD5"):
             raise ConfigError("configuration", None, "sip.digest_algorithms",

@@ -14,11 +14,14 @@ import logging
 import secrets
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotline.config import Config
 from hotline.logs import call_log
+from media_core.media_events import DtmfReceived, MediaEvent, SpeechEnded, SpeechStarted
+from media_core.prompt import PromptCache
 from media_core.tone import tone_pcm
 from media_core.transport_rtp import MediaEngine
 from sip.call_leg import CallLeg
@@ -53,6 +56,8 @@ class Call:
     stream_id: int | None = None
     rtp_port: int | None = None  # allocated for this call; owned by the stream once open
     opening: bool = False  # a socket is being bound for rtp_port
+    recording_path: Path | None = None
+    digits: list[str] = field(default_factory=list)
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -82,7 +87,8 @@ class HotlineServer:
         )
         self.endpoint = SipEndpoint(self.ua, self._on_event)
         low, high = config.media.rtp_port_range
-        self.media = MediaEngine(low, high)
+        self.media = MediaEngine(low, high, on_event=self._on_media_event)
+        self.prompts = PromptCache()
         # Only what the media core can encode today; G.722 and Opus arrive with PyAV codecs.
         self.capabilities = MediaCapabilities.from_names(["PCMU", "PCMA"])
         self.calls: dict[str, Call] = {}
@@ -91,12 +97,18 @@ class HotlineServer:
         self._stopped = asyncio.Event()
         # One second of a steady tone loops without a click at any whole-Hz frequency.
         self._greeting = tone_pcm(config.media.greeting_tone_hz, 1000)
+        self._calls_by_stream: dict[int, Call] = {}
+        self.recordings_dir = Path(config.data_dir) / "recordings"
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Open the data directory, the media engine and the SIP transports."""
         Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        prompt = self.config.media.greeting_prompt
+        if prompt:
+            # Decoded once here, so a bad file stops start-up rather than a call.
+            self.prompts.load(prompt)
         await self.media.start()
         sip = self.config.sip
         await self.endpoint.start(
@@ -153,6 +165,13 @@ class HotlineServer:
             "status": "draining" if self.draining else "ok",
             "active_calls": len(self.calls),
             "registrations": self.registration.registrar.bindings_count(),
+            "media": {
+                "streams": len(self.media.media_tick),
+                "tick_overruns": self.media.overruns,
+                "ticks_skipped": self.media.ticks_skipped,
+                "tick_errors": self.media.tick_errors,
+                "recording_write_errors": self.media.write_errors,
+            },
             "sip": dict(self.endpoint.stats) | dict(self.transactions.stats),
         }
 
@@ -228,7 +247,9 @@ class HotlineServer:
                 )
                 return
             try:
-                opened = await self._open_media(call, media.remote_address, media.codec)
+                opened = await self._open_media(
+                    call, media.remote_address, media.codec, media.telephone_event
+                )
             except OSError as exc:
                 clog.info("RTP port %d unusable (%s); trying another", call.rtp_port, exc.strerror)
                 self.media.release_port(call.rtp_port)
@@ -242,7 +263,8 @@ class HotlineServer:
             return
         self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
 
-    async def _open_media(self, call: Call, remote: tuple[str, int] | None, codec: Codec) -> bool:
+    async def _open_media(self, call: Call, remote: tuple[str, int] | None, codec: Codec,
+                          telephone_event: Codec | None = None) -> bool:
         """Bind the call's RTP socket; False when the call ended meanwhile.
 
         Raises:
@@ -255,13 +277,52 @@ class HotlineServer:
             call.stream_id = await self.media.open_stream(
                 self._bind_host(), call.rtp_port, remote, codec.name, codec.payload_type,
                 self._greeting, latch_hosts=frozenset(hosts),
+                telephone_event_pt=telephone_event.payload_type if telephone_event else None,
+                # A peer without RFC 4733 sends its keys as tones in the audio.
+                inband_dtmf=telephone_event is None,
             )
         finally:
             call.opening = False
         if not call.leg.is_active:  # ended while the socket was bound
             self.media.close_stream(call.stream_id)
             return False
+        self._calls_by_stream[call.stream_id] = call
+        self._start_recording(call)
+        prompt = self.config.media.greeting_prompt
+        if prompt:
+            self.media.media_tick.play(call.stream_id, self.prompts.load(prompt))
         return True
+
+    def _start_recording(self, call: Call) -> None:
+        if not self.config.media.record_calls or call.stream_id is None:
+            return
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in call.leg.call_id)
+        path = self.recordings_dir / day / f"{name}.{self.config.media.recording_format}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.media.record(call.stream_id, path, started_at=time.time())
+        except OSError as exc:
+            # A call without its recording is still a call; say so loudly.
+            call_log("hotline.server", call.leg.call_id).error("cannot record to %s: %s", path, exc)
+            return
+        call.recording_path = path
+        call_log("hotline.server", call.leg.call_id).info("recording to %s", path)
+
+    def _on_media_event(self, event: MediaEvent) -> None:
+        call = self._calls_by_stream.get(event.stream_id)
+        if call is None:
+            return
+        clog = call_log("hotline.server", call.leg.call_id)
+        if isinstance(event, DtmfReceived):
+            digit = event.digit
+            clog.info("DTMF %s (%s, %d ms)", digit.digit, event.method, digit.duration_ms)
+            call.digits.append(digit.digit)
+            # The test menu: every key comes back, as RFC 4733 when the peer speaks it.
+            if self.media.media_tick.stream(event.stream_id).telephone_event_pt is not None:
+                self.media.media_tick.send_dtmf(event.stream_id, digit.digit, 100)
+        elif isinstance(event, (SpeechStarted, SpeechEnded)):
+            clog.info("%s at %.2f s", type(event).__name__, event.timestamp_s)
 
     def _on_ended(self, event: CallEnded) -> None:
         call = self.calls.pop(event.leg.leg_id, None)
@@ -271,6 +332,7 @@ class HotlineServer:
         if call is None:
             return
         if call.stream_id is not None:
+            self._calls_by_stream.pop(call.stream_id, None)
             stats = self.media.stats(call.stream_id)
             call_log("hotline.server", event.leg.call_id).info("media: %s", stats)
             self.media.close_stream(call.stream_id)
@@ -322,7 +384,9 @@ class HotlineServer:
             self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
             raise
         try:
-            opened = await self._open_media(call, media.remote_address, media.codec)
+            opened = await self._open_media(
+                call, media.remote_address, media.codec, media.telephone_event
+            )
         except OSError:
             self.endpoint.apply(self.ua.hangup(leg, self.endpoint.now))
             raise
