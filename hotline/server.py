@@ -198,7 +198,7 @@ class HotlineServer:
             if call is not None and call.answered is not None and not call.answered.done():
                 call.answered.set_result(True)
         elif isinstance(event, CallConfirmed):
-            call_log("hotline.server", event.leg.call_id).info("confirmed (ACK received)")
+            call_log("hotline.server", event.leg.call_id).debug("confirmed (ACK received)")
 
     def _on_incoming(self, event: IncomingCall) -> None:
         leg = event.leg
@@ -257,8 +257,9 @@ class HotlineServer:
                 continue
             if not opened:
                 return
-            clog.info("answering: %s/%d, RTP %d -> %s", media.codec.name, media.codec.clock_rate_hz,
-                      call.rtp_port, media.remote_address)
+            clog.info("answering: %s/%d, RTP %d -> %s, recording to %s", media.codec.name,
+                      media.codec.clock_rate_hz, call.rtp_port, media.remote_address,
+                      call.recording_path)
             self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
             return
         self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
@@ -299,15 +300,8 @@ class HotlineServer:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in call.leg.call_id)
         path = self.recordings_dir / day / f"{name}.{self.config.media.recording_format}"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.media.record(call.stream_id, path, started_at=time.time())
-        except OSError as exc:
-            # A call without its recording is still a call; say so loudly.
-            call_log("hotline.server", call.leg.call_id).error("cannot record to %s: %s", path, exc)
-            return
+        self.media.record(call.stream_id, path, started_at=time.time())
         call.recording_path = path
-        call_log("hotline.server", call.leg.call_id).info("recording to %s", path)
 
     def _on_media_event(self, event: MediaEvent) -> None:
         call = self._calls_by_stream.get(event.stream_id)

@@ -9,21 +9,51 @@ own header flush every 500 ms, a killed process loses at most about a second.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from media_core.recording import Recorder
+from media_core.recording import Recorder, open_recorder
 
-__all__ = ["RecordingChunk", "RecordingTap"]
+__all__ = ["LazyRecorder", "RecordingChunk", "RecordingTap"]
+
+
+class LazyRecorder:
+    """A recorder whose file is created by the writer thread, at its first write.
+
+    Creating hundreds of files a second on the event loop stalled the media tick;
+    this keeps even the ``open`` off it.
+    """
+
+    __slots__ = ("_recorder", "path", "rate_hz", "started_at")
+
+    def __init__(self, path: str | os.PathLike[str], rate_hz: int, started_at: float) -> None:
+        self.path, self.rate_hz, self.started_at = path, rate_hz, started_at
+        self._recorder: Recorder | None = None
+
+    def _open(self) -> Recorder:
+        if self._recorder is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._recorder = open_recorder(self.path, rate_hz=self.rate_hz, started_at=self.started_at)
+        return self._recorder
+
+    def write_interleaved(self, stereo_pcm: NDArray[np.int16]) -> None:
+        """Append interleaved stereo samples (opens the file the first time)."""
+        self._open().write_interleaved(stereo_pcm)
+
+    def close(self) -> None:
+        """Finish the file (created now if the call never wrote a sample)."""
+        self._open().close()
 
 
 @dataclass(frozen=True, slots=True)
 class RecordingChunk:
     """Stereo samples to append to ``recorder``; ``final`` closes it afterwards."""
 
-    recorder: Recorder
+    recorder: Recorder | LazyRecorder
     stereo_pcm: NDArray[np.int16]  # (frames * samples * 2,) interleaved L R
     final: bool = False
 
@@ -33,7 +63,9 @@ class RecordingTap:
 
     __slots__ = ("_buffer", "_frames", "chunk_frames", "recorder", "samples")
 
-    def __init__(self, recorder: Recorder, samples_per_frame: int, chunk_frames: int = 25) -> None:
+    def __init__(
+        self, recorder: Recorder | LazyRecorder, samples_per_frame: int, chunk_frames: int = 25
+    ) -> None:
         """Collect ``chunk_frames`` ticks (25 x 20 ms = 500 ms) per chunk."""
         self.recorder = recorder
         self.samples = samples_per_frame

@@ -47,7 +47,7 @@ from media_core.mixer import Mixer
 from media_core.prompt import PromptPlayer
 from media_core.receive import ReceivePath
 from media_core.recording import Recorder
-from media_core.recording_tap import RecordingChunk, RecordingTap
+from media_core.recording_tap import LazyRecorder, RecordingChunk, RecordingTap
 from media_core.rtp import RtpPacket
 from media_core.stream import (
     CODECS,
@@ -358,7 +358,9 @@ class MediaTick:
         """Take a leg out of its bridge or conference."""
         self.mixer.remove(self.stream(stream_id).slot)
 
-    def record(self, stream_id: int, recorder: Recorder, chunk_frames: int = 25) -> None:
+    def record(
+        self, stream_id: int, recorder: Recorder | LazyRecorder, chunk_frames: int = 25
+    ) -> None:
         """Record the leg: what it sends on the left, what it hears on the right."""
         stream = self.stream(stream_id)
         if stream.tap is not None:

@@ -26,8 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from media_core.media_events import MediaEvent
-from media_core.recording import open_recorder
-from media_core.recording_tap import RecordingChunk, write_chunks
+from media_core.recording_tap import LazyRecorder, RecordingChunk, write_chunks
 from media_core.tick import Address, MediaTick, StreamStats
 
 __all__ = ["MediaEngine", "NoFreePortError", "RtpPortAllocator"]
@@ -154,6 +153,9 @@ class MediaEngine:
         self.max_late_ticks = max_late_ticks
         #: Stalls longer than ``max_late_ticks`` periods, and the ticks they skipped.
         self.overruns = 0
+        #: Ticks run, and those that started a whole period or more after they were due.
+        self.ticks_run = 0
+        self.late_ticks = 0
         self.ticks_skipped = 0
         self.tick_errors = 0
         self._transports: dict[int, asyncio.DatagramTransport] = {}
@@ -297,12 +299,13 @@ class MediaEngine:
     def record(self, stream_id: int, path: str | os.PathLike[str], started_at: float) -> None:
         """Record a stream (WAV or Ogg/Opus by the file's suffix) as the call goes.
 
+        The file is created by the writer thread with the first chunk; a file that
+        cannot be written is counted in ``write_errors`` and logged.
+
         Raises:
             KeyError: no such stream.
-            OSError: the file cannot be created.
         """
-        self.media_tick.stream(stream_id)  # fail before creating a file
-        recorder = open_recorder(path, rate_hz=self.media_tick.rate_hz, started_at=started_at)
+        recorder = LazyRecorder(path, self.media_tick.rate_hz, started_at)
         self.media_tick.record(stream_id, recorder)
 
     def stats(self, stream_id: int) -> StreamStats:
@@ -363,12 +366,13 @@ class MediaEngine:
             self._writer.submit(self._write, chunks)
 
     def _write(self, chunks: list[RecordingChunk]) -> None:
-        try:
-            write_chunks(chunks)
-        except (OSError, ValueError):
-            # A full disk costs that recording, never the calls.
-            self.write_errors += 1
-            log.exception("recording write failed")
+        for chunk in chunks:
+            try:
+                write_chunks([chunk])
+            except (OSError, ValueError):
+                # A full disk or a bad path costs that recording, never the calls.
+                self.write_errors += 1
+                log.exception("recording write to %s failed", getattr(chunk.recorder, "path", "?"))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -383,6 +387,9 @@ class MediaEngine:
                 await asyncio.sleep(delay)
             now = loop.time()
             behind = int((now - due) / period_s)  # whole periods overdue
+            self.ticks_run += 1
+            if behind:
+                self.late_ticks += 1
             if behind > self.max_late_ticks:
                 self.overruns += 1
                 self.ticks_skipped += behind

@@ -182,5 +182,5 @@ def _single_contact(headers: Headers) -> SipUri:
 
 def _without_tag(value: str) -> str:
     address = NameAddress.parse(value)
-    address.params.pop("tag", None)
-    return str(address)
+    params = {name: v for name, v in address.params.items() if name != "tag"}
+    return str(NameAddress(address.uri, address.display_name, params))

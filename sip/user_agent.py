@@ -553,7 +553,7 @@ class UserAgent:
         self._legs_by_dialog.pop((leg.call_id, leg.local_tag), None)
         if leg.invite_transaction_id is not None:
             self._legs_by_tx.pop(leg.invite_transaction_id, None)
-        log.info("%s leg %s ended: %s", leg.call_id, leg.role, reason)
+        log.debug("%s leg %s ended: %s", leg.call_id, leg.role, reason)
         return [CallEnded(leg, reason, status)]
 
     def _final_to_invite(
