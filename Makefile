@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard media_core/*.pyx) tools/install-sys
 	./tools/install-system-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) setup.py -q build_ext --inplace
 	touch $(STAMP)
 
@@ -35,6 +35,8 @@ test-integration: install
 
 bench: install
 	$(PY) benchmarks/sip_cps.py --quick
+	$(PY) benchmarks/media_load.py --quick
+	$(PY) benchmarks/kernels.py --quick
 
 clean:
 	rm -rf build *.egg-info media_core/*.so media_core/_*.c $(VENV)
