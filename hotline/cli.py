@@ -25,20 +25,41 @@ def build_parser() -> argparse.ArgumentParser:
             "--config FILE, then the flags below (flags win)."
         ),
     )
-    serve.add_argument("--config", metavar="FILE", help="YAML configuration overlaying the defaults")
-    serve.add_argument("--sip-host", metavar="ADDR", help="address to listen on for SIP (default 0.0.0.0)")
-    serve.add_argument("--sip-port", type=int, metavar="PORT", help="SIP port, UDP and TCP (default 5060)")
     serve.add_argument(
-        "--advertised-address", metavar="IP",
+        "--config", metavar="FILE", help="YAML configuration overlaying the defaults"
+    )
+    serve.add_argument(
+        "--sip-host", metavar="ADDR", help="address to listen on for SIP (default 0.0.0.0)"
+    )
+    serve.add_argument(
+        "--sip-port", type=int, metavar="PORT", help="SIP port, UDP and TCP (default 5060)"
+    )
+    serve.add_argument(
+        "--advertised-address",
+        metavar="IP",
         help="IP put in Via, Contact and SDP (default: the listening address, or the host's)",
     )
-    serve.add_argument("--http-port", type=int, metavar="PORT", help="web port for /health (default 8080)")
-    serve.add_argument("--rtp-ports", metavar="LOW-HIGH", help="RTP port range (default 20000-29999)")
-    serve.add_argument("--data-dir", metavar="DIR", help="where recordings and the store live (default ./var)")
-    serve.add_argument("--max-calls", type=int, metavar="N", help="concurrent calls before 503 (default 500)")
-    serve.add_argument("--drain-timeout", type=float, metavar="SECONDS",
-                       help="on SIGTERM, how long calls may go on before we hang up (default 30)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    serve.add_argument(
+        "--http-port", type=int, metavar="PORT", help="web port for /health (default 8080)"
+    )
+    serve.add_argument(
+        "--rtp-ports", metavar="LOW-HIGH", help="RTP port range (default 20000-29999)"
+    )
+    serve.add_argument(
+        "--data-dir", metavar="DIR", help="where recordings and the store live (default ./var)"
+    )
+    serve.add_argument(
+        "--max-calls", type=int, metavar="N", help="concurrent calls before 503 (default 500)"
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, how long calls may go on before we hang up (default 30)",
+    )
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
     return parser
 
 
@@ -98,8 +119,8 @@ def tune_gc() -> None:
 
 
 def _run_server(config: Config) -> int:
-    from hotline.server import HotlineServer
     from bridge.health import run_health_site
+    from hotline.server import HotlineServer
 
     try:
         import uvloop

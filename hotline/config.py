@@ -24,7 +24,9 @@ class ConfigError(Exception):
 
     def __init__(self, source: str, line: int | None, field_path: str, problem: str) -> None:
         where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field_path}: {problem}" if field_path else f"{where}: {problem}")
+        super().__init__(
+            f"{where}: {field_path}: {problem}" if field_path else f"{where}: {problem}"
+        )
         self.source, self.line, self.field_path, self.problem = source, line, field_path, problem
 
 
@@ -136,7 +138,9 @@ def _load_file(path: Path, base: Config) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            str(path), line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if node is None:
         return base
     result = _build(Config, node, str(path), "", base)
@@ -146,7 +150,9 @@ def _load_file(path: Path, base: Config) -> Config:
 
 def _build(cls: type, node: yaml.Node, source: str, path: str, base: Any) -> Any:
     if not isinstance(node, yaml.MappingNode):
-        raise ConfigError(source, node.start_mark.line + 1, path or "(top level)", "expected a mapping")
+        raise ConfigError(
+            source, node.start_mark.line + 1, path or "(top level)", "expected a mapping"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
@@ -165,13 +171,19 @@ def _build(cls: type, node: yaml.Node, source: str, path: str, base: Any) -> Any
         seen.add(key)
         values[key] = _convert(hints[key], value_node, source, here, values.get(key))
     missing = [
-        name for name, f in fields.items()
-        if name not in values and f.default is dataclasses.MISSING
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(source, node.start_mark.line + 1, path or "(top level)",
-                          f"missing required field(s): {', '.join(missing)}")
+        raise ConfigError(
+            source,
+            node.start_mark.line + 1,
+            path or "(top level)",
+            f"missing required field(s): {', '.join(missing)}",
+        )
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
@@ -222,15 +234,27 @@ def validate(config: Config) -> None:
         raise ConfigError("configuration", None, "media.rtp_ports", str(exc)) from None
     for transport in config.sip.transports:
         if transport not in ("udp", "tcp"):
-            raise ConfigError("configuration", None, "sip.transports",
-                              f"unknown transport {transport!r} (udp, tcp)")
+            raise ConfigError(
+                "configuration",
+                None,
+                "sip.transports",
+                f"unknown transport {transport!r} (udp, tcp)",
+            )
     if config.media.recording_format not in ("wav", "ogg"):
-        raise ConfigError("configuration", None, "media.recording_format",
-                          f"unknown format {config.media.recording_format!r} (wav, ogg)")
+        raise ConfigError(
+            "configuration",
+            None,
+            "media.recording_format",
+            f"unknown format {config.media.recording_format!r} (wav, ogg)",
+        )
     for algorithm in config.sip.digest_algorithms:
         if algorithm not in ("SHA-256", "MD5"):
-            raise ConfigError("configuration", None, "sip.digest_algorithms",
-                              f"unknown algorithm {algorithm!r} (SHA-256, MD5)")
+            raise ConfigError(
+                "configuration",
+                None,
+                "sip.digest_algorithms",
+                f"unknown algorithm {algorithm!r} (SHA-256, MD5)",
+            )
     if not config.sip.digest_algorithms:
         raise ConfigError("configuration", None, "sip.digest_algorithms", "must list one or more")
     if config.sip.max_calls < 1:

@@ -10,6 +10,7 @@ with Retry-After and the calls already up are untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -95,6 +96,7 @@ class HotlineServer:
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
+        self._no_calls = asyncio.Event()  # set when the last call ends
         # One second of a steady tone loops without a click at any whole-Hz frequency.
         self._greeting = tone_pcm(config.media.greeting_tone_hz, 1000)
         self._calls_by_stream: dict[int, Call] = {}
@@ -104,7 +106,7 @@ class HotlineServer:
 
     async def start(self) -> None:
         """Open the data directory, the media engine and the SIP transports."""
-        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(self.config.data_dir).mkdir, parents=True, exist_ok=True)
         prompt = self.config.media.greeting_prompt
         if prompt:
             # Decoded once here, so a bad file stops start-up rather than a call.
@@ -118,7 +120,10 @@ class HotlineServer:
             self.ua.config.port = self.endpoint.udp.local_port
         log.info(
             "hotline listening on %s:%d (%s), advertising %s, RTP %s",
-            sip.host, self.ua.config.port, "+".join(sip.transports), self.address,
+            sip.host,
+            self.ua.config.port,
+            "+".join(sip.transports),
+            self.address,
             self.config.media.rtp_ports,
         )
 
@@ -134,21 +139,25 @@ class HotlineServer:
         if self.draining:
             return
         self.draining = True
-        log.info("draining: %d call(s) up, timeout %.0f s", len(self.calls), self.config.drain_timeout_s)
+        log.info(
+            "draining: %d call(s) up, timeout %.0f s", len(self.calls), self.config.drain_timeout_s
+        )
         self._spawn(self._drain())
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.drain_timeout_s
-        while self.calls and loop.time() < deadline:
-            await asyncio.sleep(0.1)
+        await self._calls_ended(self.config.drain_timeout_s)
         for call in list(self.calls.values()):
             self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
         # Give the BYEs a moment to be answered; their transactions time out anyway.
-        hangup_deadline = loop.time() + 2.0
-        while self.calls and loop.time() < hangup_deadline:
-            await asyncio.sleep(0.05)
+        await self._calls_ended(2.0)
         await self.stop()
+
+    async def _calls_ended(self, timeout_s: float) -> None:
+        """Wait until no call is up, or ``timeout_s`` passes."""
+        if self.calls:
+            self._no_calls.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_calls.wait(), timeout_s)
 
     async def stop(self) -> None:
         """Close everything; ``serve_forever`` returns."""
@@ -180,9 +189,13 @@ class HotlineServer:
     def _guard_invite(self, request: Request, source: Peer, now: float) -> Response | None:
         retry = [("Retry-After", str(self.config.sip.retry_after_s))]
         if self.draining:
-            return make_response(request, 503, "Draining", to_tag=secrets.token_hex(4), headers=retry)
+            return make_response(
+                request, 503, "Draining", to_tag=secrets.token_hex(4), headers=retry
+            )
         if len(self.calls) >= self.config.sip.max_calls:
-            return make_response(request, 503, "Too Many Calls", to_tag=secrets.token_hex(4), headers=retry)
+            return make_response(
+                request, 503, "Too Many Calls", to_tag=secrets.token_hex(4), headers=retry
+            )
         # A request claiming to come from one of our agents must prove it (§22.3).
         return self.registration.check_agent_request(request, source, now)
 
@@ -206,7 +219,9 @@ class HotlineServer:
         now = self.endpoint.now
         request = event.request
         if request.body and request.content_type != "application/sdp":
-            self.endpoint.apply(self.ua.reject(leg, 415, now, headers=[("Accept", "application/sdp")]))
+            self.endpoint.apply(
+                self.ua.reject(leg, 415, now, headers=[("Accept", "application/sdp")])
+            )
             return
         try:
             offer = SessionDescription.parse(request.body) if request.body else None
@@ -234,7 +249,9 @@ class HotlineServer:
                 call.rtp_port = self.media.allocate_port()
             except RuntimeError:
                 clog.warning("no RTP port free")
-                self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
+                self.endpoint.apply(
+                    self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports")
+                )
                 return
             try:
                 media = negotiate_answer(
@@ -257,15 +274,25 @@ class HotlineServer:
                 continue
             if not opened:
                 return
-            clog.info("answering: %s/%d, RTP %d -> %s, recording to %s", media.codec.name,
-                      media.codec.clock_rate_hz, call.rtp_port, media.remote_address,
-                      call.recording_path)
+            clog.info(
+                "answering: %s/%d, RTP %d -> %s, recording to %s",
+                media.codec.name,
+                media.codec.clock_rate_hz,
+                call.rtp_port,
+                media.remote_address,
+                call.recording_path,
+            )
             self.endpoint.apply(self.ua.answer(leg, bytes(media.answer), self.endpoint.now))
             return
         self.endpoint.apply(self.ua.reject(leg, 503, self.endpoint.now, reason="No Media Ports"))
 
-    async def _open_media(self, call: Call, remote: tuple[str, int] | None, codec: Codec,
-                          telephone_event: Codec | None = None) -> bool:
+    async def _open_media(
+        self,
+        call: Call,
+        remote: tuple[str, int] | None,
+        codec: Codec,
+        telephone_event: Codec | None = None,
+    ) -> bool:
         """Bind the call's RTP socket; False when the call ended meanwhile.
 
         Raises:
@@ -276,8 +303,13 @@ class HotlineServer:
         call.opening = True
         try:
             call.stream_id = await self.media.open_stream(
-                self._bind_host(), call.rtp_port, remote, codec.name, codec.payload_type,
-                self._greeting, latch_hosts=frozenset(hosts),
+                self._bind_host(),
+                call.rtp_port,
+                remote,
+                codec.name,
+                codec.payload_type,
+                self._greeting,
+                latch_hosts=frozenset(hosts),
                 telephone_event_pt=telephone_event.payload_type if telephone_event else None,
                 # A peer without RFC 4733 sends its keys as tones in the audio.
                 inband_dtmf=telephone_event is None,
@@ -335,6 +367,8 @@ class HotlineServer:
         if call.answered is not None and not call.answered.done():
             call.answered.set_result(False)
         call.ended.set()
+        if not self.calls:
+            self._no_calls.set()
 
     # ------------------------------------------------------- outbound calls
 
@@ -356,8 +390,11 @@ class HotlineServer:
         port = self.media.allocate_port()
         offer = build_offer(self.address, port, self.capabilities, session_id=port)
         leg, outputs = self.ua.invite(
-            contact, peer, self.endpoint.now,
-            from_uri=f"<sip:hotline@{self.domain}>", sdp=bytes(offer),
+            contact,
+            peer,
+            self.endpoint.now,
+            from_uri=f"<sip:hotline@{self.domain}>",
+            sdp=bytes(offer),
             to_uri=f"<{aor}>",
         )
         answered = asyncio.get_running_loop().create_future()

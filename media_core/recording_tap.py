@@ -37,7 +37,9 @@ class LazyRecorder:
     def _open(self) -> Recorder:
         if self._recorder is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._recorder = open_recorder(self.path, rate_hz=self.rate_hz, started_at=self.started_at)
+            self._recorder = open_recorder(
+                self.path, rate_hz=self.rate_hz, started_at=self.started_at
+            )
         return self._recorder
 
     def write_interleaved(self, stereo_pcm: NDArray[np.int16]) -> None:

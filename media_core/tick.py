@@ -136,7 +136,8 @@ class MediaTick:
             else {"PCMU": g711.ulaw_encode_into, "PCMA": g711.alaw_encode_into}
         )
         self._decoders: dict[Codec, DecodeInto] = {
-            "PCMU": g711.ulaw_decode_into, "PCMA": g711.alaw_decode_into,
+            "PCMU": g711.ulaw_decode_into,
+            "PCMA": g711.alaw_decode_into,
         }
         # RFC 3550 §5.1 and §8.1: SSRC and initial values SHOULD be unpredictable.
         self._rng = rng if rng is not None else random.SystemRandom()
@@ -224,8 +225,11 @@ class MediaTick:
         stream.slot = self._take_slot()
         stream.telephone_event_pt = telephone_event_pt
         stream.rx = ReceivePath(
-            name, payload_type, telephone_event_pt,
-            clock_rate_hz=self.rate_hz, ptime_ms=self.ptime_ms,
+            name,
+            payload_type,
+            telephone_event_pt,
+            clock_rate_hz=self.rate_hz,
+            ptime_ms=self.ptime_ms,
         )
         if vad:
             stream.vad = VoiceActivityDetector(self.rate_hz, self.ptime_ms)
@@ -489,7 +493,9 @@ class MediaTick:
         if inband and self._inband is not None:
             rows = np.fromiter((s.slot for s in inband), dtype=np.intp, count=len(inband))
             found = self._inband.detect_many(
-                self._frames_in[rows], [s.inband for s in inband], frame_start_s  # type: ignore[misc]
+                self._frames_in[rows],
+                [s.inband for s in inband],
+                frame_start_s,  # type: ignore[misc]
             )
             for row, digit in found:
                 self._events.append(DtmfReceived(inband[row].stream_id, digit, "inband"))
@@ -547,7 +553,9 @@ class MediaTick:
                 datagrams.append(
                     (
                         stream.stream_id,
-                        self._header(stream, stream.payload_type, stream.marker_next, stream.timestamp)
+                        self._header(
+                            stream, stream.payload_type, stream.marker_next, stream.timestamp
+                        )
                         + payloads[start : start + samples],
                         stream.remote_addr,  # type: ignore[arg-type]
                     )
@@ -567,7 +575,9 @@ class MediaTick:
             )
         packets = []
         for packet in sender.next_tick():
-            header = self._header(stream, stream.telephone_event_pt or 0, packet.marker, packet.timestamp)
+            header = self._header(
+                stream, stream.telephone_event_pt or 0, packet.marker, packet.timestamp
+            )
             packets.append((stream.stream_id, header + packet.payload, stream.remote_addr))
             stream.octets_sent += len(packet.payload)
         if sender.done:
@@ -579,7 +589,11 @@ class MediaTick:
         sequence = stream.sequence_number
         stream.sequence_number = (sequence + 1) & 0xFFFF  # RFC 3550 §5.1: +1, wrapping
         return _HEADER.pack(
-            _VERSION_2_BARE, (_MARKER if marker else 0) | payload_type, sequence, timestamp, stream.ssrc
+            _VERSION_2_BARE,
+            (_MARKER if marker else 0) | payload_type,
+            sequence,
+            timestamp,
+            stream.ssrc,
         )
 
     def _advance(self, stream: RtpStream, now: float, sent: int = 1) -> None:
@@ -612,7 +626,9 @@ class MediaTick:
     def _buffer(self, name: str, size: int, dtype: type) -> NDArray:  # type: ignore[type-arg]
         buffer = self._scratch.get(name)
         if buffer is None or len(buffer) < size:
-            buffer = np.zeros(max(size, 2 * (len(buffer) if buffer is not None else 0)), dtype=dtype)
+            buffer = np.zeros(
+                max(size, 2 * (len(buffer) if buffer is not None else 0)), dtype=dtype
+            )
             self._scratch[name] = buffer
         return buffer[:size]
 

@@ -148,7 +148,9 @@ class Dialog:
             cseq = self.local_cseq
         headers = Headers()
         transport = (self.peer.transport if self.peer else "udp").upper()
-        headers.add("Via", str(Via(transport, via_host, via_port, {"branch": new_branch(), "rport": None})))
+        headers.add(
+            "Via", str(Via(transport, via_host, via_port, {"branch": new_branch(), "rport": None}))
+        )
         headers.add("Max-Forwards", "70")
         headers.add("From", f"{self.local_uri};tag={self.local_tag}")
         headers.add("To", f"{self.remote_uri};tag={self.remote_tag}")

@@ -90,7 +90,9 @@ class SipEndpoint:
             self.stats["dropped"] += 1
             log.info("dropped unparseable message from %s: %s", source, exc.reason)
             return
-        log.info("%s from %s answered %d: %s", _call_id(partial), source, exc.status_code, exc.reason)
+        log.info(
+            "%s from %s answered %d: %s", _call_id(partial), source, exc.status_code, exc.reason
+        )
         try:
             response = make_response(partial, exc.status_code, exc.reason)
             self._send(bytes(response), source)

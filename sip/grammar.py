@@ -74,7 +74,7 @@ def split_outside(text: str, separator: str) -> list[str]:
 
 
 def unquote(text: str) -> str:
-    """Remove the quotes and quoted-pair escapes of an RFC 3261 quoted-string.
+    r"""Remove the quotes and quoted-pair escapes of an RFC 3261 quoted-string.
 
     quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
     quoted-pair   = "\\" (%x00-09 / %x0B-0C / %x0E-7F)
@@ -100,7 +100,7 @@ def unquote(text: str) -> str:
 
 
 def quote(text: str) -> str:
-    """Make an RFC 3261 quoted-string of ``text``, escaping ``"`` and ``\\``."""
+    r"""Make an RFC 3261 quoted-string of ``text``, escaping ``"`` and ``\\``."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

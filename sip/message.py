@@ -8,8 +8,8 @@ serializes it with a ``Content-Length`` that always matches the body (§20.14).
 
 from __future__ import annotations
 
-import re
 import functools
+import re
 from dataclasses import dataclass, field
 
 from sip.address import NameAddress, Via

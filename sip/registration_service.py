@@ -131,7 +131,9 @@ class RegistrationService:
     # ---------------------------------------------------------------- helpers
 
     def _admit(self, source: Peer, now: float) -> bool:
-        if self.failures.is_blocked(source.host, now) or not self.rate_limiter.allow(source.host, now):
+        if self.failures.is_blocked(source.host, now) or not self.rate_limiter.allow(
+            source.host, now
+        ):
             self.stats["dropped"] += 1
             return False
         return True
@@ -154,7 +156,9 @@ class RegistrationService:
         result = self.digest.verify(
             credentials,
             request.method,
-            lambda name: credential.password if credential and name == credential.username else None,
+            lambda name: (
+                credential.password if credential and name == credential.username else None
+            ),
             now,
             request_uri=str(request.uri),
         )
@@ -174,6 +178,7 @@ class RegistrationService:
     def _fail(self, request: Request, source: Peer, now: float, reason: str) -> Response:
         self.stats["auth_failures"] += 1
         self.failures.record_failure(source.host, now)
-        log.info("%s %s from %s: %s", request.headers.get("Call-ID"), request.method, source, reason)
+        log.info(
+            "%s %s from %s: %s", request.headers.get("Call-ID"), request.method, source, reason
+        )
         return make_response(request, 403, reason, to_tag="auth")
-

@@ -26,12 +26,14 @@ from sip.message import Request, Response, make_response
 from sip.peer import Peer
 from sip.registration_service import RegistrationService
 from sip.transaction_events import (
-    Output as TransactionOutput,
     AckTimedOut,
     RequestReceived,
     ResponseReceived,
     TransactionTimedOut,
     Transmit,
+)
+from sip.transaction_events import (
+    Output as TransactionOutput,
 )
 from sip.transaction_layer import TransactionLayer
 from sip.ua_events import (
@@ -50,8 +52,22 @@ log = logging.getLogger("hotline.sip")
 Output = Transmit | UaEvent
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
 KNOWN_METHODS = frozenset(
-    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
-     "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER"}
+    {
+        "INVITE",
+        "ACK",
+        "CANCEL",
+        "BYE",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "MESSAGE",
+        "REFER",
+    }
 )
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (§8.2.2.3)
 
@@ -374,7 +390,10 @@ class UserAgent:
         if leg.reinvite_client_tx or leg.reinvite_server_tx:
             return []  # §14.1: one re-INVITE at a time
         request = leg.dialog.create_request(
-            "INVITE", self.config.host_for_uri, self.config.port, body=sdp,
+            "INVITE",
+            self.config.host_for_uri,
+            self.config.port,
+            body=sdp,
             contact=self._contact(leg.peer.transport),
         )
         tx_id, out = self.transactions.send_request(request, self._dialog_peer(leg), now)
@@ -543,7 +562,9 @@ class UserAgent:
         self._bye_tx[tx_id] = leg
         return _wire(out)
 
-    def _end(self, leg: CallLeg, reason: str, now: float, status: int | None = None) -> list[Output]:
+    def _end(
+        self, leg: CallLeg, reason: str, now: float, status: int | None = None
+    ) -> list[Output]:
         if leg.state is LegState.ENDED:
             return []
         leg.state = LegState.ENDED
@@ -590,7 +611,9 @@ class UserAgent:
         headers: list[tuple[str, str]] | None = None,
     ) -> list[Output]:
         extra = list(headers or ()) + [("Server", self.config.user_agent)]
-        response = make_response(event.request, status_code, reason, to_tag=new_tag(), headers=extra)
+        response = make_response(
+            event.request, status_code, reason, to_tag=new_tag(), headers=extra
+        )
         if event.transaction_id is None:
             return _wire(self.transactions.send_stateless(response, event.source))
         return self._send_response(event.transaction_id, response, now)
