@@ -20,15 +20,14 @@ segment edge or a tie. Decoding is identical everywhere.
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
 
-from media_core import _g711_py
+from media_core import _g711_py, extensions
+from media_core.extensions import extensions_disabled
 
 __all__ = [
     "FALLBACK_REASON",
@@ -52,34 +51,13 @@ DecodeInto = Callable[[Codes, NDArray[np.int16]], None]
 EncodeInto = Callable[[NDArray[np.int16], NDArray[np.uint8]], None]
 
 
-def extensions_disabled() -> bool:
-    """Whether ``HOTLINE_NO_EXTENSIONS`` asks for the pure twins."""
-    return os.environ.get("HOTLINE_NO_EXTENSIONS", "") not in ("", "0")
-
-
 def load_extension() -> tuple[ModuleType | None, str | None]:
-    """Import the Cython kernel, whatever the environment says.
-
-    Returns:
-        ``(module, None)``, or ``(None, why)`` when it is not built or fails to load.
-    """
-    try:
-        return importlib.import_module("media_core._g711"), None
-    except ImportError as exc:
-        return (
-            None,
-            f"media_core._g711 is not built ({exc}); run `python setup.py build_ext --inplace`",
-        )
+    """Import the Cython kernel, whatever the environment says."""
+    return extensions.load_extension("media_core._g711")
 
 
-def _select() -> tuple[ModuleType, str | None]:
-    if extensions_disabled():
-        return _g711_py, "HOTLINE_NO_EXTENSIONS is set"
-    module, error = load_extension()
-    return (module, None) if module is not None else (_g711_py, error)
-
-
-_implementation, FALLBACK_REASON = _select()  # why the twin serves, if it does
+# FALLBACK_REASON says why the twin serves, if it does.
+_implementation, FALLBACK_REASON = extensions.select("media_core._g711", _g711_py)
 #: True when the Cython kernel serves this process.
 USING_EXTENSION: bool = _implementation is not _g711_py
 

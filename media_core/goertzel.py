@@ -37,15 +37,15 @@ default threads. So the kernel pays off at every size: 3-20x.
 
 from __future__ import annotations
 
-import importlib
 import math
+import sys
 from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
 
-from media_core.g711 import extensions_disabled
+from media_core import extensions
 
 __all__ = [
     "BASIS_COLUMNS",
@@ -290,26 +290,14 @@ def _decide(
 
 
 def load_extension() -> tuple[ModuleType | None, str | None]:
-    """Import the Cython kernel, whatever the environment says.
-
-    Returns:
-        ``(module, None)``, or ``(None, why)`` when it is not built or fails to load.
-    """
-    try:
-        return importlib.import_module("media_core._goertzel"), None
-    except ImportError as exc:
-        return (
-            None,
-            f"media_core._goertzel is not built ({exc}); run `python setup.py build_ext --inplace`",
-        )
+    """Import the Cython kernel, whatever the environment says."""
+    return extensions.load_extension("media_core._goertzel")
 
 
 def _select() -> tuple[Classify, str | None]:
-    if extensions_disabled():
-        return classify_windows_py, "HOTLINE_NO_EXTENSIONS is set"
-    module, error = load_extension()
-    if module is None:
-        return classify_windows_py, error
+    module, why = extensions.select("media_core._goertzel", sys.modules[__name__])
+    if module is sys.modules[__name__]:
+        return classify_windows_py, why
     kernel: Classify = module.classify_windows
     return kernel, None
 

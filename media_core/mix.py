@@ -63,16 +63,15 @@ rather than read out of bounds.
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
 
-from media_core import _mix_py
+from media_core import _mix_py, extensions
+from media_core.extensions import extensions_disabled
 
 __all__ = [
     "FALLBACK_REASON",
@@ -137,34 +136,13 @@ def gain_q15_from_db(gain_db: float) -> int:
     return max(MUTE_GAIN_Q15, min(MAX_GAIN_Q15, round(linear)))
 
 
-def extensions_disabled() -> bool:
-    """Whether ``HOTLINE_NO_EXTENSIONS`` asks for the pure twins."""
-    return os.environ.get("HOTLINE_NO_EXTENSIONS", "") not in ("", "0")
-
-
 def load_extension() -> tuple[ModuleType | None, str | None]:
-    """Import the Cython kernel, whatever the environment says.
-
-    Returns:
-        ``(module, None)``, or ``(None, why)`` when it is not built or fails to load.
-    """
-    try:
-        return importlib.import_module("media_core._mix"), None
-    except ImportError as exc:
-        return (
-            None,
-            f"media_core._mix is not built ({exc}); run `python setup.py build_ext --inplace`",
-        )
+    """Import the Cython kernel, whatever the environment says."""
+    return extensions.load_extension("media_core._mix")
 
 
-def _select() -> tuple[ModuleType, str | None]:
-    if extensions_disabled():
-        return _mix_py, "HOTLINE_NO_EXTENSIONS is set"
-    module, error = load_extension()
-    return (module, None) if module is not None else (_mix_py, error)
-
-
-_implementation, FALLBACK_REASON = _select()  # why the twin serves, if it does
+# FALLBACK_REASON says why the twin serves, if it does.
+_implementation, FALLBACK_REASON = extensions.select("media_core._mix", _mix_py)
 #: True when the Cython kernel serves this process.
 USING_EXTENSION: bool = _implementation is not _mix_py
 
