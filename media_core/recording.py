@@ -22,10 +22,11 @@ interval, which costs milliseconds.
 
 from __future__ import annotations
 
+import abc
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, TypeAlias
+from typing import BinaryIO, Literal, Protocol, Self, TypeAlias
 
 import av
 import numpy as np
@@ -151,7 +152,42 @@ def _check_interleaved(stereo_pcm: NDArray[np.int16]) -> None:
         raise ValueError("an interleaved frame is a 1-D int16 array of an even length")
 
 
-class WavRecorder:
+class _Timeline(abc.ABC):
+    """What both recorders share: where the written audio ends, and ``with``."""
+
+    __slots__ = ()
+    samples_written: int
+    rate_hz: int
+    started_at: float
+    _file: object
+
+    @property
+    def position_s(self) -> float:
+        """Seconds of audio written so far."""
+        return self.samples_written / self.rate_hz
+
+    @property
+    def ends_at(self) -> float:
+        """The caller's clock at the end of what is written: ``started_at + position_s``."""
+        return self.started_at + self.position_s
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has run."""
+        return self._file is None
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finish the file; closing twice does nothing."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class WavRecorder(_Timeline):
     """A stereo 16-bit PCM WAV file that stays valid while it grows."""
 
     __slots__ = (
@@ -220,21 +256,6 @@ class WavRecorder:
         )
         self._sync()
 
-    @property
-    def position_s(self) -> float:
-        """Seconds of audio written so far."""
-        return self.samples_written / self.rate_hz
-
-    @property
-    def ends_at(self) -> float:
-        """The caller's clock at the end of what is written: ``started_at + position_s``."""
-        return self.started_at + self.position_s
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close`` has run."""
-        return self._file is None
-
     def write(
         self, caller_pcm: NDArray[np.int16] | None, agent_pcm: NDArray[np.int16] | None
     ) -> None:
@@ -266,12 +287,6 @@ class WavRecorder:
         finally:
             self._file.close()
             self._file = None
-
-    def __enter__(self) -> WavRecorder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _append(self, frames: NDArray[np.int16]) -> None:
         """Write ``(samples, 2)`` frames; patch the header when an interval is full."""
@@ -310,7 +325,7 @@ class WavRecorder:
         return self._file
 
 
-class OggOpusRecorder:
+class OggOpusRecorder(_Timeline):
     """A stereo Ogg Opus file (48 kHz), encoded and paged out as the call goes.
 
     The headers are written at once; audio follows page by page. A recording
@@ -410,21 +425,6 @@ class OggOpusRecorder:
             self._file = None
             raise
 
-    @property
-    def position_s(self) -> float:
-        """Seconds of audio written so far."""
-        return self.samples_written / self.rate_hz
-
-    @property
-    def ends_at(self) -> float:
-        """The caller's clock at the end of what is written: ``started_at + position_s``."""
-        return self.started_at + self.position_s
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close`` has run."""
-        return self._file is None
-
     def write(
         self, caller_pcm: NDArray[np.int16] | None, agent_pcm: NDArray[np.int16] | None
     ) -> None:
@@ -470,12 +470,6 @@ class OggOpusRecorder:
         finally:
             self._file.close()
             self._file = None
-
-    def __enter__(self) -> OggOpusRecorder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _append(self, frame: NDArray[np.int16]) -> None:
         if self._file is None:
