@@ -8,8 +8,8 @@ decoded frame back through ``played`` so the concealer keeps its history.
 
 from __future__ import annotations
 
-from numpy.typing import NDArray
 import numpy as np
+from numpy.typing import NDArray
 
 from media_core.dtmf import DtmfDigit, DtmfReceiver
 from media_core.jitter_buffer import QUIET_DETECTORS, AdaptiveJitterBuffer, Frame, FrameKind

@@ -12,14 +12,14 @@ an overrun and skipped instead of bursting seconds of audio at the peer.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import errno
 import logging
+import os
 import socket
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
