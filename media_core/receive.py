@@ -14,7 +14,6 @@ from numpy.typing import NDArray
 from media_core.dtmf import DtmfDigit, DtmfReceiver
 from media_core.jitter_buffer import QUIET_DETECTORS, AdaptiveJitterBuffer, Frame, FrameKind
 from media_core.plc import G711Concealer
-from media_core.rtp import RtpPacket
 from media_core.rtp_stats import ReceiverStats, SeqVerdict
 
 __all__ = ["FrameKind", "ReceivePath"]
@@ -53,27 +52,31 @@ class ReceivePath:
         self.dtmf = DtmfReceiver(clock_rate_hz) if telephone_event_pt is not None else None
         self.packets_other_payload = 0
 
-    def on_packet(self, packet: RtpPacket, arrival_s: float) -> list[DtmfDigit]:
-        """Take one packet; return the key presses it completed."""
-        verdict = self.stats.on_packet(
-            packet.sequence_number, packet.timestamp, arrival_s, len(packet.payload),
-            ssrc=packet.ssrc,
-        )
+    def on_packet(
+        self,
+        sequence: int,
+        timestamp: int,
+        ssrc: int,
+        payload_type: int,
+        marker: bool,
+        payload: bytes,
+        arrival_s: float,
+    ) -> list[DtmfDigit]:
+        """Take one packet's fields; return the key presses it completed."""
+        verdict = self.stats.on_packet(sequence, timestamp, arrival_s, len(payload), ssrc=ssrc)
         if verdict is SeqVerdict.NEW_SOURCE:
             # RFC 3550 §8.2: a new SSRC is a new source; start its audio afresh.
             self.jitter.reset()
             self.concealer.reset()
             if self.dtmf is not None:
                 self.dtmf.flush()
-        if packet.payload_type == self.telephone_event_pt and self.dtmf is not None:
-            return self.dtmf.feed(packet.timestamp, packet.marker, packet.payload, arrival_s)
-        if packet.payload_type != self.payload_type:
+        if payload_type == self.telephone_event_pt and self.dtmf is not None:
+            return self.dtmf.feed(timestamp, marker, payload, arrival_s)
+        if payload_type != self.payload_type:
             # Comfort noise or a codec we did not negotiate: not audio we can play.
             self.packets_other_payload += 1
             return []
-        self.jitter.put(
-            packet.sequence_number, packet.timestamp, packet.payload, packet.marker, arrival_s
-        )
+        self.jitter.put(sequence, timestamp, payload, marker, arrival_s)
         return []
 
     def next_frame(self, now_s: float) -> Frame:

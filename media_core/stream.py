@@ -99,7 +99,6 @@ class RtpStream:
     packets_ignored: int = 0
     remote_ssrc: int | None = None
     last_payload_type: int | None = None
-    last_payload: bytes = b""
     last_received_at: float | None = None
     last_sent_at: float | None = None
     # The media features of this leg; None where the leg does not use one.

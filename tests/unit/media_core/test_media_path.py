@@ -222,3 +222,13 @@ def test_a_new_ssrc_restarts_the_receive_path():
     packet = RtpPacket(0, 7, 9, 0x9999, g711.ulaw_encode(tone_pcm(500, 20)))
     tick.on_rtp_received(a, bytes(packet), PEER_A, 1.0)
     assert rx.stats.ssrc_changes >= 1
+
+
+def test_rtcp_multiplexed_on_the_rtp_port_is_not_taken_for_audio():
+    tick = MediaTick()
+    a = tick.add_stream("PCMU", 0, None, PEER_A)
+    # RFC 5761 §4: an RTCP receiver report (V=2, RC=0, PT=201) looks like RTP with M set.
+    receiver_report = bytes([0x80, 201, 0, 1]) + (0x1234).to_bytes(4, "big") + bytes(4)
+    assert not tick.on_rtp_received(a, receiver_report, PEER_A, 0.0)
+    stats = tick.stats(a)
+    assert (stats.packets_invalid, stats.packets_received, stats.latched) == (1, 0, False)
