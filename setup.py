@@ -28,6 +28,7 @@ KERNELS = {
     "media_core._g711": ["media_core/_g711.pyx"],
     "media_core._goertzel": ["media_core/_goertzel.pyx"],
     "media_core._mix": ["media_core/_mix.pyx"],
+    "media_core._udp_batch": ["media_core/_udp_batch.pyx"],
 }
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   python3 python3-venv python3-dev build-essential   # the venv and Cython builds
-  sip-tester baresip                                  # real SIP peers in tests and benchmarks
+  sip-tester baresip rtpengine-daemon                 # real SIP and media peers in tests and benchmarks
   sox                                                 # test audio
 )
 missing=()
