@@ -1,12 +1,15 @@
-"""RTP over UDP: the asyncio shell around the media tick (works on uvloop too).
+"""RTP over UDP: the shell around the media tick (works on uvloop too).
 
 One socket per stream, bound to an even port from the configured range (the odd
 port above it is kept free for RTCP, RFC 3550 §11), and ONE task for the whole
-process that runs ``MediaTick.tick`` every ``ptime_ms`` on the loop's monotonic
-clock. Tick k is due at ``start + k * ptime``, never "last tick + ptime", so
-timer jitter does not accumulate; a tick that runs late is followed at once by
-the ones it delayed, and a stall of more than ``max_late_ticks`` is counted as
-an overrun and skipped instead of bursting seconds of audio at the peer.
+process that runs the tick every ``ptime_ms`` on the loop's monotonic clock.
+IPv4 sockets are not watched by the loop at all: each tick drains them in one
+sweep and sends its packets in another (``transport_batch``); IPv6 sockets use
+ordinary asyncio datagram endpoints. Tick k is due at ``start + k * ptime``,
+never "last tick + ptime", so timer jitter does not accumulate; a tick that runs
+late is followed at once by the ones it delayed, and a stall of more than
+``max_late_ticks`` is counted as an overrun and skipped instead of bursting
+seconds of audio at the peer. Recordings are written by one worker thread.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from numpy.typing import NDArray
 from media_core.media_events import MediaEvent
 from media_core.recording_tap import LazyRecorder, RecordingChunk, write_chunks
 from media_core.tick import Address, MediaTick, StreamStats
+from media_core.transport_batch import BatchSockets
 
 __all__ = ["MediaEngine", "NoFreePortError", "RtpPortAllocator"]
 
@@ -163,6 +167,7 @@ class MediaEngine:
         self._owned_ports: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.on_event = on_event
+        self._batch = BatchSockets()
         # One thread writes every recording, in order: disk I/O stays off the tick.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
         self.write_errors = 0
@@ -181,7 +186,7 @@ class MediaEngine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for stream_id in list(self._transports):
+        for stream_id in list(self._local_ports):
             self.close_stream(stream_id)
         # The last chunks (and the recorders' closing) must reach the disk.
         await asyncio.get_running_loop().run_in_executor(None, self._writer.shutdown, True)
@@ -254,17 +259,21 @@ class MediaEngine:
             if local_port is None:
                 self.ports.release(port)
             raise
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _StreamProtocol(self, stream_id), sock=sock
-            )
-        except BaseException:
-            self.media_tick.remove_stream(stream_id)
-            sock.close()
-            if local_port is None:
-                self.ports.release(port)
-            raise
-        self._transports[stream_id] = transport
+        if sock.family == socket.AF_INET:
+            # IPv4 sockets are read and written by the tick itself, in sweeps.
+            self._batch.add(stream_id, sock)
+        else:
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _StreamProtocol(self, stream_id), sock=sock
+                )
+            except BaseException:
+                self.media_tick.remove_stream(stream_id)
+                sock.close()
+                if local_port is None:
+                    self.ports.release(port)
+                raise
+            self._transports[stream_id] = transport
         self._local_ports[stream_id] = port
         # A kernel-picked port (0) may fall in the range by chance; it is not ours to release.
         if local_port is None or (local_port != 0 and self.ports.is_allocated(port)):
@@ -284,11 +293,12 @@ class MediaEngine:
 
     def close_stream(self, stream_id: int) -> None:
         """Stop sending, close the socket and release the port; unknown ids are ignored."""
-        transport = self._transports.pop(stream_id, None)
-        if transport is None:
+        if self._local_ports.pop(stream_id, None) is None:
             return
-        transport.close()
-        self._local_ports.pop(stream_id, None)
+        transport = self._transports.pop(stream_id, None)
+        if transport is not None:
+            transport.close()
+        self._batch.remove(stream_id)
         if stream_id in self.media_tick:
             self.media_tick.remove_stream(stream_id)
             self._flush_recordings()
@@ -351,7 +361,11 @@ class MediaEngine:
         self.media_tick.on_rtp_received(stream_id, data, (str(addr[0]), int(addr[1])), now)
 
     def _send_tick(self, now: float) -> None:
-        for stream_id, datagram, destination in self.media_tick.tick(now):
+        tick = self.media_tick
+        self._batch.receive(tick.on_rtp_received, now)
+        for stream_id, datagram, destination in self._batch.send(
+            tick.tick(now), tick.record_send_error
+        ):
             transport = self._transports.get(stream_id)
             if transport is not None:
                 transport.sendto(datagram, destination)
