@@ -144,9 +144,9 @@ class BatchSockets:
             self._fds, np.ascontiguousarray(data), lengths, hosts, ports, sources, count, errnos
         )
         if sent < count:
-            for row in np.flatnonzero(errnos):
+            for failed in np.flatnonzero(errnos).tolist():
                 self.send_errors += 1
-                on_error(mine[row][0])
+                on_error(mine[failed][0])
         return others
 
     def close(self) -> None:
