@@ -679,3 +679,156 @@ def wait_until(predicate: object, timeout_s: float, interval_s: float = 0.05) ->
             return True
         time.sleep(interval_s)
     return bool(predicate())  # type: ignore[operator]
+
+
+# ------------------------------------------------- media: recordings, DTMF, pjsua2
+
+PJSUA_CALLER = Path(__file__).with_name("pjsua_caller.py")
+# ``hotline.logs.call_log`` lines: "[<call-id>] DTMF <digit> (<method>, <duration> ms)".
+DTMF_LOG_LINE = re.compile(r"\[([^\]]+)\] DTMF ([0-9A-D*#]) \((\w+), (\d+) ms\)")
+
+
+@dataclass
+class DtmfLogEntry:
+    """One key the server logged."""
+
+    call_id: str
+    digit: str
+    method: str
+    duration_ms: int
+
+
+def dtmf_log_entries(log: str, call_id: str | None = None) -> list[DtmfLogEntry]:
+    """The server's DTMF lines, in log order (only ``call_id``'s when given)."""
+    entries = [
+        DtmfLogEntry(cid, digit, method, int(duration))
+        for cid, digit, method, duration in DTMF_LOG_LINE.findall(log)
+    ]
+    return [e for e in entries if call_id is None or e.call_id == call_id]
+
+
+def read_wav(path: Path) -> tuple[int, np.ndarray]:
+    """A 16-bit PCM WAV as (rate_hz, samples shaped (frames, channels))."""
+    import wave
+
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getsampwidth() == 2, f"{path}: not 16-bit"
+        rate_hz, channels = wav.getframerate(), wav.getnchannels()
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return rate_hz, data.reshape(-1, channels)
+
+
+def recordings(data_dir: Path, extension: str = "wav") -> list[Path]:
+    """Every recording under ``DATA_DIR/recordings/YYYY-MM-DD/``."""
+    return sorted((data_dir / "recordings").glob(f"*/*.{extension}"))
+
+
+def trim_silence(samples: np.ndarray, threshold: float = 0.02) -> np.ndarray:
+    """``samples`` without the leading and trailing part below ``threshold`` x its peak."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.float64)) > threshold * np.abs(samples).max())
+    return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
+
+
+def normalized_xcorr(signal: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``reference`` with each window of ``signal``, per lag.
+
+    Element ``k`` compares ``signal[k:k + len(reference)]`` with ``reference``, both
+    with their mean removed, so it lies in [-1, 1] whatever the gain on the way
+    (1 is the same waveform). Windows with less than 1 LSB of RMS score 0: digital
+    silence says nothing. The products are summed by FFT, the window energies by
+    running sums.
+    """
+    x = signal.astype(np.float64)
+    r = reference.astype(np.float64)
+    r -= r.mean()
+    n = len(r)
+    if len(x) < n:
+        x = np.concatenate([x, np.zeros(n - len(x))])
+    size = 1 << int(np.ceil(np.log2(len(x) + n)))
+    products = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(r, size)), size)
+    products = products[: len(x) - n + 1]
+    sums = np.concatenate([[0.0], np.cumsum(x)])
+    squares = np.concatenate([[0.0], np.cumsum(x * x)])
+    window_sum = sums[n:] - sums[:-n]
+    energy = (squares[n:] - squares[:-n]) - window_sum * window_sum / n
+    norm = np.sqrt(np.maximum(energy, 0.0) * float(np.dot(r, r)))
+    audible = energy > n * 1.0
+    return np.where(audible, products / np.where(audible, norm, 1.0), 0.0)
+
+
+def best_alignment(
+    signal: np.ndarray, reference: np.ndarray, rate_hz: int,
+    earliest_s: float = 0.0, latest_s: float | None = None,
+) -> tuple[float, float]:
+    """(peak correlation, lag in s) of ``reference`` in ``signal``, the lag in the range."""
+    scores = normalized_xcorr(signal, reference)
+    low = max(0, int(earliest_s * rate_hz))
+    high = len(scores) if latest_s is None else min(len(scores), int(latest_s * rate_hz) + 1)
+    if high <= low:
+        return 0.0, earliest_s
+    best = low + int(np.argmax(scores[low:high]))
+    return float(scores[best]), best / rate_hz
+
+
+@dataclass
+class PjsuaCallerRun:
+    """What ``pjsua_caller.py`` printed, and PJSIP's own log."""
+
+    returncode: int
+    events: list[dict[str, object]]
+    pjsip_log: str
+    stderr: str
+
+    def all(self, name: str) -> list[dict[str, object]]:
+        return [e for e in self.events if e["event"] == name]
+
+    def one(self, name: str) -> dict[str, object]:
+        matching = self.all(name)
+        assert matching, f"no {name!r} event\n{self.describe()}"
+        return matching[-1]
+
+    def describe(self) -> str:
+        return (
+            f"pjsua_caller exit {self.returncode}; events: {self.events}\n"
+            f"stderr tail: {self.stderr[-1500:]}\npjsip log tail:\n{self.pjsip_log[-3000:]}"
+        )
+
+
+def _free_rtp_port_pair() -> int:
+    """An even UDP port, free with its odd neighbour (RTCP), in the kernel's ephemeral range.
+
+    Not below it, where ``free_port_range`` looks: media relays and load generators
+    of other tests take their port windows there, and pjsua switches its RTP
+    destination to whichever source keeps sending to its port (symmetric RTP), so
+    stray packets from a relay's recently freed port would steal the call's audio.
+    """
+    for _ in range(200):
+        port = free_port(tcp=False) & ~1
+        if port < ephemeral_port_range()[0]:
+            continue
+        if _bindable(port, (socket.SOCK_DGRAM,)) and _bindable(port + 1, (socket.SOCK_DGRAM,)):
+            return port
+    raise RuntimeError("no free RTP/RTCP port pair on loopback")
+
+
+def run_pjsua_caller(
+    server_port: int, workdir: Path, *args: str, timeout_s: float = 30.0
+) -> PjsuaCallerRun:
+    """Run ``pjsua_caller.py`` against the server to the end (bounded by ``timeout_s``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "pjsip.log"
+    rtp_port = _free_rtp_port_pair()
+    command = [
+        sys.executable, str(PJSUA_CALLER), "--server-port", str(server_port),
+        "--local-port", str(free_port(tcp=False)), "--rtp-port", str(rtp_port),
+        "--log", str(log), *args,
+    ]
+    done = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+    )
+    lines = done.stdout.decode(errors="replace").splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    pjsip_log = log.read_text(errors="replace") if log.exists() else ""
+    run = PjsuaCallerRun(done.returncode, events, pjsip_log, done.stderr.decode(errors="replace"))
+    assert events and events[-1]["event"] == "done", f"the caller did not finish\n{run.describe()}"
+    return run
