@@ -5,10 +5,12 @@ Each leg moves through the states below; ``TRANSITIONS`` is the whole table, so 
 transition that is not in it is a bug (``LocalProtocolError``) or the peer's
 out-of-order message (handled by the caller).
 
-    UAS: INCOMING -> ANSWERED (2xx sent) -> CONFIRMED (ACK) -> TERMINATING -> ENDED
-    UAC: CALLING -> EARLY (1xx with tag) -> CONFIRMED (2xx, ACK sent) -> ...
+    UAS: INCOMING -> ANSWERED (2xx sent) -> CONFIRMED (ACK) -> ENDED (BYE either way)
+    UAC: CALLING -> EARLY (1xx with tag) -> CONFIRMED (2xx, ACK sent) -> ENDED
          CALLING/EARLY -> CANCELLING (CANCEL sent) -> ENDED (487 or, in the
          CANCEL/200 race of §9.1, 2xx -> ACK + BYE -> ENDED)
+
+A leg ends as soon as we send BYE (§15.1.1), not when the BYE is answered.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ class LegState(Enum):
     ANSWERED = "answered"
     CANCELLING = "cancelling"
     CONFIRMED = "confirmed"
-    TERMINATING = "terminating"
     ENDED = "ended"
 
 
@@ -40,10 +41,9 @@ TRANSITIONS: dict[LegState, frozenset[LegState]] = {
     _S.INCOMING: frozenset({_S.ANSWERED, _S.ENDED}),
     _S.CALLING: frozenset({_S.EARLY, _S.CONFIRMED, _S.CANCELLING, _S.ENDED}),
     _S.EARLY: frozenset({_S.CONFIRMED, _S.CANCELLING, _S.ENDED}),
-    _S.ANSWERED: frozenset({_S.CONFIRMED, _S.TERMINATING, _S.ENDED}),
-    _S.CANCELLING: frozenset({_S.TERMINATING, _S.ENDED}),
-    _S.CONFIRMED: frozenset({_S.TERMINATING, _S.ENDED}),
-    _S.TERMINATING: frozenset({_S.ENDED}),
+    _S.ANSWERED: frozenset({_S.CONFIRMED, _S.ENDED}),
+    _S.CANCELLING: frozenset({_S.ENDED}),
+    _S.CONFIRMED: frozenset({_S.ENDED}),
     _S.ENDED: frozenset(),
 }
 

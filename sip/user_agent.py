@@ -112,7 +112,6 @@ class UserAgent:
         self.invite_guard = invite_guard
         self._legs_by_tx: dict[str, CallLeg] = {}
         self._legs_by_dialog: dict[tuple[str, str], CallLeg] = {}  # (Call-ID, local tag)
-        self._bye_tx: dict[str, CallLeg] = {}
         self._reinvite_tx: dict[str, CallLeg] = {}
 
     # ----------------------------------------------------------------- inputs
@@ -427,10 +426,6 @@ class UserAgent:
     def _on_response(self, event: ResponseReceived, now: float) -> list[Output]:
         response = event.response
         tx_id = event.transaction_id
-        if tx_id in self._bye_tx:
-            if response.status_code >= 200:
-                return self._end(self._bye_tx.pop(tx_id), "local hangup", now)
-            return []
         if tx_id in self._reinvite_tx:
             return self._on_reinvite_response(self._reinvite_tx[tx_id], event, now)
         uac_leg = self._legs_by_tx.get(tx_id)
@@ -505,13 +500,11 @@ class UserAgent:
         return []
 
     def _on_timeout(self, tx_id: str, now: float) -> list[Output]:
-        if tx_id in self._bye_tx:
-            return self._end(self._bye_tx.pop(tx_id), "BYE timed out", now, 408)
         if tx_id in self._reinvite_tx:
             reinvited = self._reinvite_tx.pop(tx_id)
             reinvited.reinvite_client_tx = None
             # §14.1: a re-INVITE timeout ends the dialog with BYE.
-            return self._send_bye(reinvited, now)
+            return self._send_bye(reinvited, now, "re-INVITE timed out")
         leg = self._legs_by_tx.pop(tx_id, None)
         if leg is None or leg.state is LegState.ENDED:
             return []
@@ -523,7 +516,7 @@ class UserAgent:
             return []
         # §13.3.1.4: no ACK for our 2xx within 64*T1: confirm and end with BYE.
         leg.move_to(LegState.CONFIRMED)
-        return self._send_bye(leg, now)
+        return self._send_bye(leg, now, "no ACK")
 
     # ---------------------------------------------------------------- helpers
 
@@ -552,15 +545,12 @@ class UserAgent:
         _, out = self.transactions.send_request(bye, dialog.peer, now)
         return _wire(out)
 
-    def _send_bye(self, leg: CallLeg, now: float) -> list[Output]:
-        if leg.dialog is None:
-            return self._end(leg, "local hangup", now)
+    def _send_bye(self, leg: CallLeg, now: float, reason: str = "local hangup") -> list[Output]:
+        # §15.1.1: the session is over (no more media) once the BYE is handed to its
+        # transaction; its response changes nothing, so it is not waited for.
         leg.bye_pending = False
-        leg.move_to(LegState.TERMINATING)
-        bye = leg.dialog.create_request("BYE", self.config.host_for_uri, self.config.port)
-        tx_id, out = self.transactions.send_request(bye, self._dialog_peer(leg), now)
-        self._bye_tx[tx_id] = leg
-        return _wire(out)
+        out = self._bye_stray(leg.dialog, now) if leg.dialog is not None else []
+        return out + self._end(leg, reason, now)
 
     def _end(
         self, leg: CallLeg, reason: str, now: float, status: int | None = None

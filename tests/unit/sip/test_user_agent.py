@@ -74,6 +74,8 @@ def test_missing_ack_ends_the_call_with_bye_after_64_t1():
     byes = [m for m in h.pop_sent() if isinstance(m, Request)]
     assert [m.method for m in byes] == ["BYE"]
     assert str(byes[0].uri) == "sip:ann@10.1.1.1:5062"
+    ended = [e for e in h.pop_events() if isinstance(e, CallEnded)]
+    assert [e.reason for e in ended] == ["no ACK"]  # media stops now, not after the BYE's answer
 
 
 def test_cancel_before_answer_gets_200_and_the_invite_487():
@@ -256,9 +258,11 @@ def test_our_bye_ends_the_call_when_answered():
     h.take(h.ua.hangup(leg, h.now))
     (bye,) = h.pop_sent()
     assert bye.method == "BYE" and bye.to.tag == "agent1"
-    h.deliver(bytes(make_response(bye, 200)))
+    # §15.1.1: the session ends when the BYE is sent, not when it is answered.
     (ended,) = h.pop_events()
     assert isinstance(ended, CallEnded) and ended.reason == "local hangup"
+    h.deliver(bytes(make_response(bye, 200)))
+    assert h.pop_events() == []
 
 
 # ---------------------------------------------------------------- REGISTER
