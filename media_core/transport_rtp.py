@@ -188,6 +188,7 @@ class MediaEngine:
                 await task
         for stream_id in list(self._local_ports):
             self.close_stream(stream_id)
+        self._flush_recordings()
         # The last chunks (and the recorders' closing) must reach the disk.
         await asyncio.get_running_loop().run_in_executor(None, self._writer.shutdown, True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
@@ -300,8 +301,8 @@ class MediaEngine:
             transport.close()
         self._batch.remove(stream_id)
         if stream_id in self.media_tick:
+            # Its last recording chunk goes to the writer with the next tick's batch.
             self.media_tick.remove_stream(stream_id)
-            self._flush_recordings()
         port = self._owned_ports.pop(stream_id, None)
         if port is not None:
             self.ports.release(port)
