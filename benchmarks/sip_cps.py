@@ -169,6 +169,13 @@ class Bench:
                 self.server.kill()
                 self.server.wait()
 
+    def restart_server(self) -> None:
+        """A fresh server after a failed step: an overload leaves calls and
+        transactions behind (2xx retransmitted to a SIPp that gave up, for 32 s)
+        that would fail the next step whatever its rate."""
+        self.stop_server()
+        self.start_server()
+
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Let the calls of the previous step end before the next one starts."""
         deadline = time.monotonic() + timeout_s
@@ -280,6 +287,7 @@ def search(bench: Bench, args: argparse.Namespace, steps: list[Step]) -> Step | 
             cps = min(cps * 2, args.max_cps)
         else:
             worst_failed = cps
+            bench.restart_server()
             break
     if worst_failed is None:
         return best
@@ -295,6 +303,7 @@ def search(bench: Bench, args: argparse.Namespace, steps: list[Step]) -> Step | 
             best, low = step, middle
         else:
             high = middle
+            bench.restart_server()
     return best
 
 
