@@ -231,7 +231,7 @@ class HotlineServer:
             return
         call = Call(leg)
         self.calls[leg.leg_id] = call
-        clog.info("incoming call from %s via %s", request.headers.get("From"), event.source)
+        clog.debug("incoming call from %s via %s", request.headers.get("From"), event.source)
         self._spawn(self._answer(call, offer))
 
     async def _answer(self, call: Call, offer: SessionDescription | None) -> None:
@@ -275,7 +275,9 @@ class HotlineServer:
             if not opened:
                 return
             clog.info(
-                "answering: %s/%d, RTP %d -> %s, recording to %s",
+                "answering %s from %s: %s/%d, RTP %d -> %s, recording to %s",
+                leg.invite.headers.get("From"),
+                leg.peer,
                 media.codec.name,
                 media.codec.clock_rate_hz,
                 call.rtp_port,
@@ -352,15 +354,22 @@ class HotlineServer:
 
     def _on_ended(self, event: CallEnded) -> None:
         call = self.calls.pop(event.leg.leg_id, None)
-        call_log("hotline.server", event.leg.call_id).info(
-            "ended: %s%s", event.reason, f" ({event.status_code})" if event.status_code else ""
-        )
+        ended = f"ended: {event.reason}" + (f" ({event.status_code})" if event.status_code else "")
+        clog = call_log("hotline.server", event.leg.call_id)
+        if call is None or call.stream_id is None:
+            clog.info("%s", ended)
         if call is None:
             return
         if call.stream_id is not None:
             self._calls_by_stream.pop(call.stream_id, None)
-            stats = self.media.stats(call.stream_id)
-            call_log("hotline.server", event.leg.call_id).info("media: %s", stats)
+            s = self.media.stats(call.stream_id)
+            # One line per call end: why it ended, then its media counters.
+            clog.info(
+                "%s; media: packets_sent=%d packets_received=%d packets_ignored=%d "
+                "packets_invalid=%d send_errors=%d latched=%s",
+                ended, s.packets_sent, s.packets_received, s.packets_ignored,
+                s.packets_invalid, s.send_errors, s.latched,
+            )
             self.media.close_stream(call.stream_id)
         elif call.rtp_port is not None and not call.opening:
             self.media.release_port(call.rtp_port)

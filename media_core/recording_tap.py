@@ -21,6 +21,9 @@ from media_core.recording import Recorder, open_recorder
 __all__ = ["LazyRecorder", "RecordingChunk", "RecordingTap"]
 
 
+_made_folders: set[Path] = set()  # touched by the writer thread only
+
+
 class LazyRecorder:
     """A recorder whose file is created by the writer thread, at its first write.
 
@@ -36,10 +39,20 @@ class LazyRecorder:
 
     def _open(self) -> Recorder:
         if self._recorder is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._recorder = open_recorder(
-                self.path, rate_hz=self.rate_hz, started_at=self.started_at
-            )
+            folder = Path(self.path).parent
+            if folder not in _made_folders:  # one mkdir per day's folder, not per call
+                folder.mkdir(parents=True, exist_ok=True)
+                _made_folders.add(folder)
+            try:
+                recorder = open_recorder(
+                    self.path, rate_hz=self.rate_hz, started_at=self.started_at
+                )
+            except FileNotFoundError:  # the folder was removed since (retention, an operator)
+                folder.mkdir(parents=True, exist_ok=True)
+                recorder = open_recorder(
+                    self.path, rate_hz=self.rate_hz, started_at=self.started_at
+                )
+            self._recorder = recorder
         return self._recorder
 
     def write_interleaved(self, stereo_pcm: NDArray[np.int16]) -> None:

@@ -207,7 +207,7 @@ async def test_baresip_registers_as_pharmacy1_answers_our_call_and_sees_our_hang
     assert "Call with sip:hotline@127.0.0.1 terminated" in said, said[-3000:]
     # Our leg ended because we hung up, not by timeout or a BYE from baresip.
     ended = [r.getMessage() for r in caplog.records if "ended:" in r.getMessage()]
-    assert ended and ended[-1].endswith("ended: local hangup"), ended
+    assert ended and "ended: local hangup;" in ended[-1], ended
     assert call.leg.call_id in ended[-1]
     # RTP flowed from baresip to us while the call was up.
     assert _packets_received(received) > 0, received
