@@ -88,16 +88,19 @@ Example: a burst of two datagrams from one socket to another, and back out:
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import socket
 import struct
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+from media_core import extensions
+from media_core.extensions import extensions_disabled
 
 __all__ = [
     "DEFAULT_WIDTH",
@@ -670,39 +673,15 @@ def _borrow(fd: int) -> socket.socket:
 # ------------------------------------------------------------ selection
 
 
-def extensions_disabled() -> bool:
-    """Whether ``HOTLINE_NO_EXTENSIONS`` asks for the pure twins."""
-    return os.environ.get("HOTLINE_NO_EXTENSIONS", "") not in ("", "0")
-
-
 def load_extension() -> tuple[ModuleType | None, str | None]:
-    """Import the Cython kernel, whatever the environment says.
-
-    Returns:
-        ``(module, None)``, or ``(None, why)`` when it is not built or fails to load.
-    """
-    try:
-        return importlib.import_module("media_core._udp_batch"), None
-    except ImportError as exc:
-        return (
-            None,
-            f"media_core._udp_batch is not built ({exc}); "
-            "run `python setup.py build_ext --inplace`",
-        )
+    """Import the Cython kernel, whatever the environment says."""
+    return extensions.load_extension("media_core._udp_batch")
 
 
 def _select() -> tuple[RecvBatch, SendBatch, RecvMany, SendMany, str | None]:
-    if extensions_disabled():
-        return (
-            recv_batch_py,
-            send_batch_py,
-            recv_many_py,
-            send_many_py,
-            "HOTLINE_NO_EXTENSIONS is set",
-        )
-    module, error = load_extension()
-    if module is None:
-        return recv_batch_py, send_batch_py, recv_many_py, send_many_py, error
+    module, why = extensions.select("media_core._udp_batch", sys.modules[__name__])
+    if module is sys.modules[__name__]:
+        return recv_batch_py, send_batch_py, recv_many_py, send_many_py, why
     return module.recv_batch, module.send_batch, module.recv_many, module.send_many, None
 
 
