@@ -76,6 +76,38 @@ class AgentCall(pj.Call):
         self.recorder = None  # closing the recorder writes the WAV header's sizes
 
 
+def start_endpoint(
+    user_agent: str, log_path: str, local_port: int, clock_rate_hz: int | None = None
+) -> pj.Endpoint:
+    """A started PJSIP endpoint: no threads, every SIP message logged, UDP on loopback.
+
+    No silence suppression, so every 20 ms goes out. ``clock_rate_hz`` sets the
+    conference bridge's rate (8000 keeps a played 8 kHz WAV from being resampled).
+    """
+    endpoint = pj.Endpoint()
+    endpoint.libCreate()
+    config = pj.EpConfig()
+    config.uaConfig.threadCnt = 0
+    config.uaConfig.mainThreadOnly = True
+    config.uaConfig.userAgent = user_agent
+    config.logConfig.level = 5
+    config.logConfig.consoleLevel = 0
+    config.logConfig.msgLogging = True
+    config.logConfig.filename = log_path
+    config.medConfig.noVad = True
+    if clock_rate_hz is not None:
+        config.medConfig.clockRate = clock_rate_hz
+        config.medConfig.sndClockRate = clock_rate_hz
+    endpoint.libInit(config)
+    transport = pj.TransportConfig()
+    transport.port = local_port
+    transport.boundAddress = "127.0.0.1"
+    endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+    endpoint.libStart()
+    endpoint.audDevManager().setNullDev()
+    return endpoint
+
+
 def poll(endpoint: pj.Endpoint, until: Any, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -98,24 +130,7 @@ def main() -> int:
     args = parser.parse_args()
     server = f"127.0.0.1:{args.server_port}"
 
-    endpoint = pj.Endpoint()
-    endpoint.libCreate()
-    config = pj.EpConfig()
-    config.uaConfig.threadCnt = 0
-    config.uaConfig.mainThreadOnly = True
-    config.uaConfig.userAgent = "pjsua2-hotline-test"
-    config.logConfig.level = 5
-    config.logConfig.consoleLevel = 0
-    config.logConfig.msgLogging = True
-    config.logConfig.filename = args.log
-    config.medConfig.noVad = True
-    endpoint.libInit(config)
-    transport = pj.TransportConfig()
-    transport.port = args.local_port
-    transport.boundAddress = "127.0.0.1"
-    endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
-    endpoint.libStart()
-    endpoint.audDevManager().setNullDev()
+    endpoint = start_endpoint("pjsua2-hotline-test", args.log, args.local_port)
 
     account_config = pj.AccountConfig()
     account_config.idUri = f"sip:{args.user}@127.0.0.1"

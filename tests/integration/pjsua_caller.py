@@ -32,7 +32,7 @@ from typing import Any
 import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pjsua_agent import emit, poll  # noqa: E402  (shared with the agent phone)
+from pjsua_agent import emit, poll, start_endpoint  # noqa: E402  (shared with the agent phone)
 
 # pjmedia's PJMEDIA_STREAM_DTMF_IS_END flag of an event (IS_UPDATE is 1); the binding
 # does not export the constant.
@@ -165,28 +165,8 @@ def main() -> int:
     args = parser.parse_args()
     server = f"127.0.0.1:{args.server_port}"
 
-    endpoint = pj.Endpoint()
-    endpoint.libCreate()
-    config = pj.EpConfig()
-    config.uaConfig.threadCnt = 0
-    config.uaConfig.mainThreadOnly = True
-    config.uaConfig.userAgent = "pjsua2-hotline-caller"
-    config.logConfig.level = 5
-    config.logConfig.consoleLevel = 0
-    config.logConfig.msgLogging = True
-    config.logConfig.filename = args.log
-    # No silence suppression (every 20 ms goes out), and the bridge at 8 kHz so that
-    # the played WAV reaches the G.711 encoder without being resampled.
-    config.medConfig.noVad = True
-    config.medConfig.clockRate = 8000
-    config.medConfig.sndClockRate = 8000
-    endpoint.libInit(config)
-    transport = pj.TransportConfig()
-    transport.port = args.local_port
-    transport.boundAddress = "127.0.0.1"
-    endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
-    endpoint.libStart()
-    endpoint.audDevManager().setNullDev()
+    # The bridge at 8 kHz: the played WAV reaches the G.711 encoder without resampling.
+    endpoint = start_endpoint("pjsua2-hotline-caller", args.log, args.local_port, 8000)
 
     account_config = pj.AccountConfig()
     account_config.idUri = f"sip:{args.user}@127.0.0.1"
