@@ -137,10 +137,14 @@ def _run_server(config: Config) -> int:
         finally:
             await site.cleanup()
 
-    if uvloop is not None:
-        uvloop.run(run())
-    else:
-        asyncio.run(run())
+    try:
+        if uvloop is not None:
+            uvloop.run(run())
+        else:
+            asyncio.run(run())
+    except ConfigError as exc:  # found only when starting (e.g. an unreadable prompt file)
+        print(f"hotline: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

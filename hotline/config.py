@@ -209,7 +209,7 @@ def _convert(hint: Any, node: yaml.Node, source: str, path: str, base: Any) -> A
             for index, item in enumerate(node.value)
         ]
     if not isinstance(node, yaml.ScalarNode):
-        raise ConfigError(source, line, path, f"expected a {hint.__name__}, got a collection")
+        raise ConfigError(source, line, path, f"expected {_describe(hint)}, got a collection")
     value = yaml.safe_load(yaml.serialize(node))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hotline.config import Config
+from hotline.config import Config, ConfigError
 from hotline.logs import call_log
 from media_core.media_events import DtmfReceived, MediaEvent, SpeechEnded, SpeechStarted
 from media_core.prompt import PromptCache
@@ -58,7 +58,6 @@ class Call:
     rtp_port: int | None = None  # allocated for this call; owned by the stream once open
     opening: bool = False  # a socket is being bound for rtp_port
     recording_path: Path | None = None
-    digits: list[str] = field(default_factory=list)
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -110,7 +109,12 @@ class HotlineServer:
         prompt = self.config.media.greeting_prompt
         if prompt:
             # Decoded once here, so a bad file stops start-up rather than a call.
-            self.prompts.load(prompt)
+            try:
+                await asyncio.to_thread(self.prompts.load, prompt)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    "configuration", None, "media.greeting_prompt", str(exc)
+                ) from None
         await self.media.start()
         sip = self.config.sip
         await self.endpoint.start(
@@ -345,7 +349,6 @@ class HotlineServer:
         if isinstance(event, DtmfReceived):
             digit = event.digit
             clog.info("DTMF %s (%s, %d ms)", digit.digit, event.method, digit.duration_ms)
-            call.digits.append(digit.digit)
             # The test menu: every key comes back, as RFC 4733 when the peer speaks it.
             if self.media.media_tick.stream(event.stream_id).telephone_event_pt is not None:
                 self.media.media_tick.send_dtmf(event.stream_id, digit.digit, 100)
@@ -367,8 +370,13 @@ class HotlineServer:
             clog.info(
                 "%s; media: packets_sent=%d packets_received=%d packets_ignored=%d "
                 "packets_invalid=%d send_errors=%d latched=%s",
-                ended, s.packets_sent, s.packets_received, s.packets_ignored,
-                s.packets_invalid, s.send_errors, s.latched,
+                ended,
+                s.packets_sent,
+                s.packets_received,
+                s.packets_ignored,
+                s.packets_invalid,
+                s.send_errors,
+                s.latched,
             )
             self.media.close_stream(call.stream_id)
         elif call.rtp_port is not None and not call.opening:

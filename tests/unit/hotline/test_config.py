@@ -1,0 +1,116 @@
+"""Configuration: embedded defaults, a site file over them, flags over both, clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from hotline.cli import apply_flags, build_parser, main
+from hotline.config import ConfigError, load_config, validate
+
+
+def site(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_embedded_defaults_are_a_working_one_machine_setup():
+    config = load_config()
+    validate(config)
+    assert (config.sip.port, config.http.port, config.media.rtp_port_range) == (
+        5060,
+        8080,
+        (20000, 29999),
+    )
+    assert config.data_dir == "./var"
+    assert {agent.username for agent in config.agents} >= {"nurse1", "pharmacy1"}
+
+
+def test_a_site_file_overlays_only_what_it_names(tmp_path: Path):
+    config = load_config(site(tmp_path, "sip:\n  port: 5070\n  registration:\n    burst: 7\n"))
+    assert config.sip.port == 5070
+    assert config.sip.registration.burst == 7
+    assert config.sip.registration.min_expires_s == 60  # still the default
+    assert config.sip.transports == ["udp", "tcp"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "problem"),
+    [
+        ("sip:\n  port: abc\n", 2, "sip.port", "expected an integer, got 'abc'"),
+        ("sip:\n  prot: 5060\n", 2, "sip.prot", "unknown field"),
+        ("media:\n  rtp_ports: [1, 2]\n", 2, "media.rtp_ports", "expected a string"),
+        ("agents:\n  - username: a\n", 2, "agents[0]", "missing required field(s): password"),
+        ("sip:\n  port: 1\n  port: 2\n", 3, "sip.port", "given twice"),
+        ("sip: [\n", 2, "", "not valid YAML"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_file_line_and_field(
+    tmp_path: Path, text: str, line: int, field: str, problem: str
+):
+    path = site(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}: ")
+    assert field in message and problem in message
+
+
+def test_cross_field_checks_name_the_field():
+    config = load_config()
+    config.media.rtp_ports = "30000-20000"
+    with pytest.raises(ConfigError, match="media.rtp_ports"):
+        validate(config)
+    config = load_config()
+    config.sip.digest_algorithms = ["SHA-512-256"]
+    with pytest.raises(ConfigError, match="sip.digest_algorithms"):
+        validate(config)
+
+
+def test_flags_override_the_file(tmp_path: Path):
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--sip-port",
+            "5099",
+            "--rtp-ports",
+            "40000-40999",
+            "--data-dir",
+            str(tmp_path),
+            "--max-calls",
+            "3",
+            "--http-port",
+            "8099",
+        ]
+    )
+    config = apply_flags(load_config(site(tmp_path, "sip:\n  port: 5070\n")), args)
+    assert (config.sip.port, config.media.rtp_ports, config.sip.max_calls) == (
+        5099,
+        "40000-40999",
+        3,
+    )
+    assert (config.data_dir, config.http.port) == (str(tmp_path), 8099)
+
+
+def test_serve_exits_2_with_the_message_on_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = site(tmp_path, "sip:\n  max_calls: many\n")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"{path}:2: sip.max_calls: expected an integer" in capsys.readouterr().err
+
+
+def test_every_serve_option_is_documented_in_help(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for option in (
+        "--config",
+        "--sip-port",
+        "--http-port",
+        "--rtp-ports",
+        "--data-dir",
+        "--max-calls",
+        "--drain-timeout",
+    ):
+        assert option in text
