@@ -1,6 +1,6 @@
 """A pjsua2 phone calling the hotline as a plain caller, run as its own process.
 
-Used by ``test_media_pjsua2`` and ``test_dtmf``. It does not register (a caller
+Used by ``test_media_pjsua2`` and ``test_dtmf_calls``. It does not register (a caller
 whose From is not an agent needs no credentials), calls the hotline, and once
 media is up it can:
 

@@ -5,7 +5,7 @@
 
 Run once by hand (``python tests/data/media/make_dtmf_fixtures.py``); the tests read
 the committed files and never run this. It is kept so the fixtures can be
-checked and remade; the layout below is what ``test_dtmf.py`` asserts against.
+checked and remade; the layout below is what ``tests/integration/test_dtmf_calls.py`` asserts against.
 
 The capture is a classic libpcap file (Ethernet link type), one packet per 20 ms
 of 8 kHz audio, each Ethernet / IPv4 / UDP / RTP (PT 0, PCMU) with its timestamp
