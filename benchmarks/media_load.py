@@ -16,7 +16,14 @@ than 0.1% of ticks started a period or more late. The relay cost is hotline's
 CPU seconds per million packets relayed (in plus out) at the largest passing
 bridged step, next to rtpengine's (Debian ``rtpengine-daemon``, userspace)
 relaying the same streams in this run. Kernel ratios come from
-``kernels.py``. A PNG plot of CPU and p99 jitter-buffer delay against N is
+``kernels.py``.
+
+The kernel floor is a bridged run at the goal (1,000 calls) in which the
+media process only moves datagrams: one ``recv_many`` and one ``send_many``
+per tick, no Python per packet (``media_server.floor``). Its CPU is what
+loopback UDP alone costs on this machine, the part no relay can optimise
+away; ``kernel_floor_cpu_percent_at_goal`` and ``kernel_floor_cpu_s_per_mpkt``
+report it. A PNG plot of CPU and p99 jitter-buffer delay against N is
 written beside the report.
 
     .venv/bin/python benchmarks/media_load.py            # full: about 5 minutes
@@ -46,11 +53,12 @@ MEDIA_CPU = 0
 LOADGEN_CPU = 1
 MAX_CPU_PERCENT = 95.0
 MAX_LATE_TICK_PERCENT = 0.1
+GOAL_BRIDGED_CALLS = 1000
 
 
 def run_step(mode: str, n_calls: int, duration_s: float, rtp_low: int) -> dict[str, Any]:
     """One load step against a fresh media process."""
-    legs = 2 * n_calls if mode == "bridged" else n_calls
+    legs = n_calls if mode == "ivr" else 2 * n_calls
     sockets = [loadgen.bind_udp() for _ in range(legs)]
     peers = [list(s.getsockname()[:2]) for s in sockets]
     with tempfile.TemporaryDirectory(prefix="hotline-media-") as record_dir:
@@ -68,7 +76,7 @@ def run_step(mode: str, n_calls: int, duration_s: float, rtp_low: int) -> dict[s
             ports = json.loads(server.stdout.readline())["ports"]
             streams = []
             for index, (sock, port) in enumerate(zip(sockets, ports, strict=True)):
-                if mode == "bridged":
+                if mode in ("bridged", "floor"):
                     side = "a" if index % 2 == 0 else "b"
                     # What leg 2k sends reaches leg 2k+1 (through the mixer), and back.
                     peer = index + 1 if index % 2 == 0 else index - 1
@@ -79,6 +87,10 @@ def run_step(mode: str, n_calls: int, duration_s: float, rtp_low: int) -> dict[s
             server.stdin.write("stop\n")
             server.stdin.flush()
             media = json.loads(server.stdout.readline())
+            media.setdefault("late_ticks", 0)
+            media.setdefault("overruns", 0)
+            media.setdefault("jitter_delay_p50_ms", 0.0)
+            media.setdefault("jitter_delay_p99_ms", 0.0)
             server.wait(timeout=30)
         finally:
             if server.poll() is None:
@@ -213,6 +225,9 @@ def main() -> int:
     )
     relay_calls = bridged["calls"] if bridged else bridged_counts[0]
     rtpengine = rtpengine_figures(relay_calls, duration_s)
+    # The kernel's share at the goal: the same streams relayed with no media path.
+    floor_step = run_step("floor", GOAL_BRIDGED_CALLS, duration_s, rtp_low=32000)
+    print(f"kernel floor: {_row(floor_step)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot_path = args.out / "media_load.png"
     plot(steps, plot_path)
@@ -228,6 +243,8 @@ def main() -> int:
         # Both per million packets handled, in plus out, at the same number of calls.
         "rtpengine_cpu_s_per_mpkt": rtpengine.get("rtpengine_cpu_s_per_m_in_out"),
         "g711_decode_speedup_c_vs_numpy": kernel_speedup(),
+        "kernel_floor_cpu_percent_at_goal": floor_step["cpu_percent"],
+        "kernel_floor_cpu_s_per_mpkt": floor_step["cpu_s_per_mpkt"],
     }
     print(f"plot: {plot_path}; {time.monotonic() - started:.0f} s in all")
     print(json.dumps(figures))

@@ -4,7 +4,8 @@ Run by ``media_load.py``, never by hand. It reads one JSON line on stdin,
 ``{"mode": "bridged"|"ivr", "peers": [[host, port], ...], "rtp_low": L,
 "rtp_high": H, "record_dir": DIR}``, opens one stream per peer on loopback
 (bridged: streams 2k and 2k+1 are joined; ivr: every stream has VAD, in-band
-DTMF, a recording and a looping prompt), prints ``{"ports": [...]}``, and
+DTMF, a recording and a looping prompt; floor: no media path at all, see
+``floor``), prints ``{"ports": [...]}``, and
 then runs until stdin says ``stop`` (or closes, or 150 s pass). It then prints
 its figures as one JSON line: CPU seconds, packets in and out, ticks, late
 ticks, and the jitter buffers' delay sampled every 100 ms.
@@ -16,22 +17,74 @@ import asyncio
 import gc
 import json
 import resource
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from media_core import udp_batch  # noqa: E402
 from media_core.tone import tone_pcm  # noqa: E402
 from media_core.transport_rtp import MediaEngine  # noqa: E402
 
 HARD_STOP_S = 150.0
 
 
+def floor(peers: list[list[int | str]]) -> None:
+    """The kernel's share of a bridged run: relay with the I/O kernels and nothing else.
+
+    One socket per leg, as the engine has; every 20 ms one ``recv_many`` sweep
+    over all of them and one ``send_many`` of every datagram, unchanged, out of
+    the paired leg's socket to that leg's peer. No Python runs per packet, so
+    the CPU this costs is what loopback UDP costs in the kernel: the floor
+    under any relay on this machine, ours or rtpengine's.
+    """
+    sockets = []
+    for _ in peers:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sockets.append(sock)
+    print(json.dumps({"ports": [s.getsockname()[1] for s in sockets]}), flush=True)
+    fds = np.array([s.fileno() for s in sockets], dtype=np.int32)
+    rows = 4 * len(sockets)
+    bufs = np.zeros((rows, 2048), dtype=np.uint8)
+    lengths, sources = np.zeros(rows, dtype=np.int32), np.zeros(rows, dtype=np.int32)
+    hosts, ports = np.zeros(rows, dtype=np.uint32), np.zeros(rows, dtype=np.uint16)
+    flags, errnos = np.zeros(rows, dtype=np.uint8), np.zeros(rows, dtype=np.int32)
+    loopback = np.full(rows, udp_batch.ipv4_to_u32("127.0.0.1"), dtype=np.uint32)
+    peer_ports = np.array([port for _, port in peers], dtype=np.uint16)
+    paired = (np.arange(len(sockets)) ^ 1).astype(np.int32)  # legs 2k and 2k+1
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    cpu_start, packets, ticks = _cpu_s(), 0, 0
+    due = time.monotonic()
+    while not stop.is_set() and ticks < HARD_STOP_S * 50:
+        due += 0.02
+        count = udp_batch.recv_many(fds, bufs, lengths, hosts, ports, flags, sources, errnos)
+        if count:
+            out = paired[sources[:count]]
+            udp_batch.send_many(
+                fds, bufs[:count], lengths[:count], loopback[:count], peer_ports[out], out,
+                count, errnos,
+            )
+            packets += count
+        ticks += 1
+        time.sleep(max(0.0, due - time.monotonic()))
+    print(json.dumps({"cpu_s": _cpu_s() - cpu_start, "packets_in": packets,
+                      "packets_out": packets, "ticks": ticks}), flush=True)
+
+
 async def main() -> None:
     loop = asyncio.get_running_loop()
     setup = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+    if setup["mode"] == "floor":
+        floor(setup["peers"])
+        return
     engine = MediaEngine(setup["rtp_low"], setup["rtp_high"])
     prompt = tone_pcm(440, 1000)
     ivr = setup["mode"] == "ivr"

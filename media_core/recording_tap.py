@@ -76,17 +76,28 @@ class RecordingChunk:
 class RecordingTap:
     """One stream's pending audio for its recorder."""
 
-    __slots__ = ("_buffer", "_frames", "chunk_frames", "recorder", "samples")
+    __slots__ = ("_buffer", "_frames", "_limit", "chunk_frames", "recorder", "samples")
 
     def __init__(
-        self, recorder: Recorder | LazyRecorder, samples_per_frame: int, chunk_frames: int = 25
+        self,
+        recorder: Recorder | LazyRecorder,
+        samples_per_frame: int,
+        chunk_frames: int = 25,
+        phase: int = 0,
     ) -> None:
-        """Collect ``chunk_frames`` ticks (25 x 20 ms = 500 ms) per chunk."""
+        """Collect ``chunk_frames`` ticks (25 x 20 ms = 500 ms) per chunk.
+
+        ``phase`` shortens the first chunk by that many frames (modulo
+        ``chunk_frames``): taps started on the same tick with different phases
+        hand in their chunks on different ticks, so the writer thread gets a
+        steady trickle instead of every call's chunk at once.
+        """
         self.recorder = recorder
         self.samples = samples_per_frame
         self.chunk_frames = chunk_frames
         self._buffer = np.zeros((chunk_frames, samples_per_frame, 2), dtype=np.int16)
         self._frames = 0
+        self._limit = chunk_frames - phase % chunk_frames
 
     def add(self, caller: NDArray[np.int16], heard: NDArray[np.int16]) -> RecordingChunk | None:
         """Append one tick; return a chunk when one is full."""
@@ -94,8 +105,9 @@ class RecordingTap:
         frame[:, 0] = caller
         frame[:, 1] = heard
         self._frames += 1
-        if self._frames < self.chunk_frames:
+        if self._frames < self._limit:
             return None
+        self._limit = self.chunk_frames
         return self._take(final=False)
 
     def close(self) -> RecordingChunk:

@@ -369,7 +369,10 @@ class MediaTick:
         stream = self.stream(stream_id)
         if stream.tap is not None:
             self._pending_chunks.append(stream.tap.close())
-        stream.tap = RecordingTap(recorder, self.samples_per_frame, chunk_frames)
+        # Phase by slot: calls that start together still flush on different ticks.
+        stream.tap = RecordingTap(
+            recorder, self.samples_per_frame, chunk_frames, phase=stream.slot
+        )
 
     def take_events(self) -> list[MediaEvent]:
         """The events since the last call (DTMF, speech, prompt ends)."""
