@@ -88,12 +88,16 @@ async def main() -> None:
     engine = MediaEngine(setup["rtp_low"], setup["rtp_high"])
     prompt = tone_pcm(440, 1000)
     ivr = setup["mode"] == "ivr"
+    # The callers' load generator has no RTCP ports: reports go to one sink here
+    # (they are still built and sent, as in production).
+    rtcp_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtcp_sink.bind(("127.0.0.1", 0))
     ids: list[int] = []
     for host, port in setup["peers"]:
         ids.append(
             await engine.open_stream(
                 "127.0.0.1", None, (host, port), "PCMU", 0, prompt if ivr else None,
-                vad=ivr, inband_dtmf=ivr,
+                vad=ivr, inband_dtmf=ivr, rtcp_addr=rtcp_sink.getsockname(),
             )
         )
     tick = engine.media_tick

@@ -71,6 +71,8 @@ class MediaConfig:
     greeting_prompt: str | None = None  # any audio file PyAV reads, played once on answer
     record_calls: bool = True
     recording_format: str = "wav"  # wav or ogg (Opus)
+    # What SDP offers and answers may carry, in our order of preference.
+    codecs: list[str] = field(default_factory=lambda: ["PCMU", "PCMA", "G722", "opus"])
 
     @property
     def rtp_port_range(self) -> tuple[int, int]:
@@ -247,6 +249,17 @@ def validate(config: Config) -> None:
             "media.recording_format",
             f"unknown format {config.media.recording_format!r} (wav, ogg)",
         )
+    known_codecs = ("PCMU", "PCMA", "G722", "OPUS")
+    for codec in config.media.codecs:
+        if codec.upper() not in known_codecs:
+            raise ConfigError(
+                "configuration",
+                None,
+                "media.codecs",
+                f"unknown codec {codec!r} (PCMU, PCMA, G722, opus)",
+            )
+    if not config.media.codecs:
+        raise ConfigError("configuration", None, "media.codecs", "must list one or more")
     for algorithm in config.sip.digest_algorithms:
         if algorithm not in ("SHA-256", "MD5"):
             raise ConfigError(

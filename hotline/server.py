@@ -89,8 +89,7 @@ class HotlineServer:
         low, high = config.media.rtp_port_range
         self.media = MediaEngine(low, high, on_event=self._on_media_event)
         self.prompts = PromptCache()
-        # Only what the media core can encode today; G.722 and Opus arrive with PyAV codecs.
-        self.capabilities = MediaCapabilities.from_names(["PCMU", "PCMA"])
+        self.capabilities = MediaCapabilities.from_names(config.media.codecs)
         self.calls: dict[str, Call] = {}
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()

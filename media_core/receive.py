@@ -40,15 +40,21 @@ class ReceivePath:
         *,
         clock_rate_hz: int = 8000,
         ptime_ms: int = 20,
+        pcm_rate_hz: int = 8000,
     ) -> None:
-        """Set up for one negotiated codec and, optionally, telephone-event."""
+        """Set up for one negotiated codec and, optionally, telephone-event.
+
+        ``clock_rate_hz`` is the codec's RTP clock (timestamps, jitter, DTMF
+        durations); ``pcm_rate_hz`` the rate of the decoded frames the
+        concealer sees (the tick's).
+        """
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
         self.stats = ReceiverStats(clock_rate_hz)
         self.jitter = AdaptiveJitterBuffer(
             clock_rate_hz, ptime_ms, quiet_frame=QUIET_DETECTORS.get(codec)
         )
-        self.concealer = G711Concealer(clock_rate_hz * ptime_ms // 1000, clock_rate_hz)
+        self.concealer = G711Concealer(pcm_rate_hz * ptime_ms // 1000, pcm_rate_hz)
         self.dtmf = DtmfReceiver(clock_rate_hz) if telephone_event_pt is not None else None
         self.packets_other_payload = 0
 

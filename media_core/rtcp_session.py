@@ -291,8 +291,11 @@ class RtcpSession:
             The datagram for the peer's RTCP port.
         """
         data, we_sent = self._compound(
-            now_s, (packets_sent, octets_sent, rtp_timestamp_now), receiver_stats,
-            we_sent_since_last, None,
+            now_s,
+            (packets_sent, octets_sent, rtp_timestamp_now),
+            receiver_stats,
+            we_sent_since_last,
+            None,
         )
         if not self.closed:
             self._schedule(now_s, we_sent)

@@ -13,17 +13,33 @@ from typing import Literal, Protocol, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from media_core.codec_av import AvDecoder, AvEncoder
 from media_core.dtmf import DtmfEventSender
 from media_core.dtmf_inband import InbandDtmfState
 from media_core.prompt import PromptPlayer
 from media_core.receive import ReceivePath
 from media_core.recording_tap import RecordingTap
+from media_core.rtcp_session import RtcpSession
 from media_core.vad import VoiceActivityDetector
 
-__all__ = ["CODECS", "Address", "Codec", "LoopedPcm", "PcmSource", "RtpStream", "StreamStats"]
+__all__ = [
+    "AV_CODECS",
+    "CODECS",
+    "G711_CODECS",
+    "Address",
+    "Codec",
+    "LoopedPcm",
+    "PcmSource",
+    "RtpStream",
+    "StreamStats",
+]
 
-Codec: TypeAlias = Literal["PCMU", "PCMA"]
-CODECS: tuple[Codec, ...] = ("PCMU", "PCMA")
+Codec: TypeAlias = Literal["PCMU", "PCMA", "G722", "OPUS"]
+#: G.711 legs are decoded and encoded for all streams at once by one kernel
+#: call; the wideband ones go through PyAV stream by stream (``codec_av``).
+G711_CODECS: tuple[Codec, ...] = ("PCMU", "PCMA")
+AV_CODECS: tuple[Codec, ...] = ("G722", "OPUS")
+CODECS: tuple[Codec, ...] = ("PCMU", "PCMA", "G722", "OPUS")
 Address: TypeAlias = tuple[str, int]
 
 
@@ -101,8 +117,19 @@ class RtpStream:
     last_payload_type: int | None = None
     last_received_at: float | None = None
     last_sent_at: float | None = None
+    # RFC 3550 §5.1: the timestamp advances by this per packet; it is the
+    # samples per packet at the codec's RTP clock (960 for Opus, RFC 7587 §4.1).
+    timestamp_step: int = 160
+    clock_rate_hz: int = 8000
     # The media features of this leg; None where the leg does not use one.
     slot: int = -1  # its row in the tick's frame arrays
+    av_decoder: AvDecoder | None = None  # wideband codecs only
+    av_encoder: AvEncoder | None = None
+    rtcp: RtcpSession | None = None
+    # Where our reports go: the SDP's a=rtcp, else the RTP address's port + 1
+    # (RFC 3550 §11); latched to where the peer's reports come from (RFC 4961).
+    rtcp_addr: Address | None = None
+    rtcp_latched: bool = False
     rx: ReceivePath | None = None
     player: PromptPlayer | None = None  # a prompt overriding ``source`` (IVR, barge-in)
     dtmf_queue: list[tuple[str, int]] = field(default_factory=list)  # (digit, duration_ms)
@@ -137,5 +164,9 @@ class StreamStats:
     packets_ignored: int
     remote_ssrc: int | None
     last_payload_type: int | None
-
-
+    # From RTCP (RFC 3550 §6.4): reports exchanged, and what the peer said of our audio.
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    round_trip_s: float | None = None
+    remote_fraction_lost: float | None = None
+    remote_jitter_ms: float | None = None

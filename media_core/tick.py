@@ -5,7 +5,8 @@ path once for all streams, with the per-sample work done by one kernel call
 over a 2-D ``(streams, samples)`` array wherever it can be:
 
 1. receive: each stream's jitter buffer yields this slot's frame; the payloads
-   of all streams of a codec are decoded by one G.711 kernel call; lost
+   of all G.711 streams of a codec are decoded by one kernel call (G.722 and
+   Opus legs by their own PyAV decoder, resampled to the tick's rate); lost
    frames are concealed (PLC);
 2. listen: RFC 4733 key timeouts, in-band DTMF (one Goertzel pass over every
    listening stream) and voice activity (for IVR legs) turn audio into events;
@@ -14,9 +15,12 @@ over a 2-D ``(streams, samples)`` array wherever it can be:
    every leg in a room with one kernel call;
 4. record: each recorded leg's input (left) and what it heard (right) go to
    its recording tap;
-5. send: all output rows of a codec are encoded by one kernel call and
-   packed as RTP, or an RFC 4733 event packet goes out instead while a key
-   is being sent.
+5. send: all output rows of a G.711 codec are encoded by one kernel call
+   (wideband legs by their PyAV encoder) and packed as RTP, or an RFC 4733
+   event packet goes out instead while a key is being sent;
+6. report: every few ticks, the legs whose RTCP report is due (RFC 3550
+   §6.2, one float compare each) build their SR or RR; the shell sends them
+   from the RTCP ports (``take_rtcp``).
 
 Rows ("slots") are stable per stream, so the mixer's plan only changes when a
 room does. The shell (``transport_rtp``) owns sockets and the writer thread.
@@ -25,7 +29,9 @@ room does. The shell (``transport_rtp``) owns sockets and the writer thread.
 from __future__ import annotations
 
 import random
+import secrets
 import struct
+import time
 from collections.abc import Callable, Mapping
 from typing import Literal, TypeAlias
 
@@ -33,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from media_core import g711
+from media_core.codec_av import WIDEBAND_CODECS, decoder_for, encoder_for
 from media_core.dtmf import DtmfEventSender
 from media_core.dtmf_inband import InbandDtmfDetector
 from media_core.jitter_buffer import FrameKind
@@ -48,9 +55,12 @@ from media_core.prompt import PromptPlayer
 from media_core.receive import ReceivePath
 from media_core.recording import Recorder
 from media_core.recording_tap import LazyRecorder, RecordingChunk, RecordingTap
+from media_core.rtcp_session import RtcpSession
 from media_core.rtp import RtpPacket
 from media_core.stream import (
+    AV_CODECS,
     CODECS,
+    G711_CODECS,
     Address,
     Codec,
     LoopedPcm,
@@ -75,6 +85,12 @@ __all__ = [
 EncodeInto: TypeAlias = Callable[[NDArray[np.int16], NDArray[np.uint8]], None]
 DecodeInto: TypeAlias = Callable[[NDArray[np.uint8], NDArray[np.int16]], None]
 
+Datagram: TypeAlias = tuple[int, bytes, Address]
+
+# RTCP reports are due seconds apart (RFC 3550 §6.2: 5 s minimum), so looking
+# every 5 ticks (100 ms) is precise enough and costs 1/5 of the compares.
+_RTCP_CHECK_TICKS = 5
+
 # RFC 3550 §5.1: V=2, P=0, X=0, CC=0 | M, PT | sequence number | timestamp | SSRC.
 _HEADER = struct.Struct("!BBHII")
 _VERSION_2_BARE = 0x80
@@ -94,15 +110,19 @@ class MediaTick:
         "_groups",
         "_inband",
         "_next_id",
+        "_now",
         "_pending_chunks",
         "_rng",
+        "_rtcp_out",
         "_scratch",
         "_streams",
         "mixer",
         "ptime_ms",
         "rate_hz",
         "samples_per_frame",
+        "cname",
         "ticks",
+        "unix_offset_s",
     )
 
     def __init__(
@@ -112,6 +132,8 @@ class MediaTick:
         *,
         encoders: Mapping[Codec, EncodeInto] | None = None,
         rng: random.Random | None = None,
+        cname: str | None = None,
+        unix_offset_s: float | None = None,
     ) -> None:
         """Create an empty tick.
 
@@ -119,7 +141,13 @@ class MediaTick:
             ptime_ms: packet time; every packet carries this much audio.
             rate_hz: the RTP clock and sampling rate (8000 for G.711, RFC 3551 §4.5.14).
             encoders: the ``*_into`` kernel per codec; ``media_core.g711``'s by default.
-            rng: source of SSRCs and initial sequence numbers and timestamps.
+            rng: source of SSRCs and initial sequence numbers and timestamps,
+                and of the RTCP intervals' randomisation.
+            cname: the RTCP canonical name of our streams; by default a random
+                one per tick (RFC 7022 §4.2), which says nothing about the host.
+            unix_offset_s: Unix time minus the clock ``tick`` is given, for the
+                NTP timestamps of sender reports; by default taken now against
+                ``time.monotonic`` (the clock the shell uses).
 
         Raises:
             ValueError: ``ptime_ms`` is not a whole number of samples.
@@ -152,6 +180,12 @@ class MediaTick:
         self._pending_chunks: list[RecordingChunk] = []
         self._inband: InbandDtmfDetector | None = None
         self.mixer = Mixer()
+        self.cname = cname if cname is not None else secrets.token_urlsafe(12)
+        self.unix_offset_s = (
+            unix_offset_s if unix_offset_s is not None else time.time() - time.monotonic()
+        )
+        self._now = 0.0  # the last tick's time: new streams' RTCP schedules start there
+        self._rtcp_out: list[Datagram] = []
 
     # ----------------------------------------------------------- streams
 
@@ -169,11 +203,14 @@ class MediaTick:
         telephone_event_pt: int | None = None,
         vad: bool = False,
         inband_dtmf: bool = False,
+        rtcp_addr: Address | None = None,
     ) -> int:
         """Start a stream; it sends from the next tick on, once it has an address.
 
         Args:
-            codec: ``PCMU`` or ``PCMA`` (case-insensitive, as SDP encoding names are).
+            codec: ``PCMU``, ``PCMA``, ``G722`` or ``OPUS`` (case-insensitive, as
+                SDP encoding names are). Wideband legs are decoded to, and
+                encoded from, the tick's rate; their RTP clock is the codec's.
             payload_type: the negotiated RTP payload type, 0..127.
             source: what the leg hears when no prompt plays and it is in no room:
                 a ``PcmSource``, an int16 array played in a loop, or None (silence).
@@ -187,6 +224,8 @@ class MediaTick:
             vad: report the caller's speech starts and ends (IVR legs).
             inband_dtmf: detect key tones in the received audio (trunks without
                 RFC 4733).
+            rtcp_addr: where the SDP's ``a=rtcp`` says reports go; by default the
+                RTP address's port + 1 (RFC 3550 §11).
 
         Returns:
             The new stream's id.
@@ -207,6 +246,8 @@ class MediaTick:
                 raise ValueError(f"{what} {value} is not a {bits}-bit value")
         if isinstance(source, np.ndarray):
             source = LoopedPcm(source)
+        wideband = WIDEBAND_CODECS.get(name)
+        clock_rate_hz = wideband.clock_rate_hz if wideband is not None else self.rate_hz
         stream_id = self._next_id
         self._next_id += 1
         stream = RtpStream(
@@ -222,14 +263,29 @@ class MediaTick:
             remote_addr=remote_addr,
             latch_hosts=latch_hosts,
         )
+        stream.clock_rate_hz = clock_rate_hz
+        stream.timestamp_step = clock_rate_hz * self.ptime_ms // 1000
+        if wideband is not None:
+            stream.av_decoder = decoder_for(name, pcm_rate_hz=self.rate_hz, ptime_ms=self.ptime_ms)
+            stream.av_encoder = encoder_for(name, pcm_rate_hz=self.rate_hz, ptime_ms=self.ptime_ms)
         stream.slot = self._take_slot()
         stream.telephone_event_pt = telephone_event_pt
+        stream.rtcp = RtcpSession(
+            stream.ssrc,
+            self.cname,
+            now_s=self._now,
+            rng=self._rng,
+            unix_offset_s=self.unix_offset_s,
+            clock_rate_hz=clock_rate_hz,
+        )
+        stream.rtcp_addr = rtcp_addr
         stream.rx = ReceivePath(
             name,
             payload_type,
             telephone_event_pt,
-            clock_rate_hz=self.rate_hz,
+            clock_rate_hz=clock_rate_hz,
             ptime_ms=self.ptime_ms,
+            pcm_rate_hz=self.rate_hz,
         )
         if vad:
             stream.vad = VoiceActivityDetector(self.rate_hz, self.ptime_ms)
@@ -248,6 +304,7 @@ class MediaTick:
             KeyError: no such stream.
         """
         stream = self.stream(stream_id)
+        self._rtcp_bye(stream)
         del self._streams[stream_id]
         del self._groups[stream.codec][stream_id]
         self.mixer.remove(stream.slot)
@@ -314,6 +371,11 @@ class MediaTick:
             packets_ignored=s.packets_ignored,
             remote_ssrc=s.remote_ssrc,
             last_payload_type=s.last_payload_type,
+            rtcp_sent=s.rtcp.reports_sent if s.rtcp is not None else 0,
+            rtcp_received=s.rtcp.reports_received if s.rtcp is not None else 0,
+            round_trip_s=s.rtcp.round_trip_s if s.rtcp is not None else None,
+            remote_fraction_lost=s.rtcp.remote_fraction_lost if s.rtcp is not None else None,
+            remote_jitter_ms=s.rtcp.remote_jitter_ms if s.rtcp is not None else None,
         )
 
     # ------------------------------------------------ what a leg hears / does
@@ -370,14 +432,17 @@ class MediaTick:
         if stream.tap is not None:
             self._pending_chunks.append(stream.tap.close())
         # Phase by slot: calls that start together still flush on different ticks.
-        stream.tap = RecordingTap(
-            recorder, self.samples_per_frame, chunk_frames, phase=stream.slot
-        )
+        stream.tap = RecordingTap(recorder, self.samples_per_frame, chunk_frames, phase=stream.slot)
 
     def take_events(self) -> list[MediaEvent]:
         """The events since the last call (DTMF, speech, prompt ends)."""
         events, self._events = self._events, []
         return events
+
+    def take_rtcp(self) -> list[Datagram]:
+        """The RTCP datagrams to send from the streams' RTCP ports, since the last call."""
+        out, self._rtcp_out = self._rtcp_out, []
+        return out
 
     def take_recording_chunks(self) -> list[RecordingChunk]:
         """The recording chunks to write, in order, off the tick's thread."""
@@ -439,6 +504,32 @@ class MediaTick:
                 self._events.append(DtmfReceived(stream_id, digit, "rfc4733"))
         return True
 
+    def on_rtcp_received(self, stream_id: int, data: bytes, addr: Address, now: float) -> bool:
+        """Take a datagram that arrived on a stream's RTCP port.
+
+        Reports from an address signalling did not vouch for are ignored, as
+        for RTP; the first accepted one latches where our reports go (RFC 4961).
+
+        Returns:
+            True when it was a valid RTCP compound packet from an allowed source.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.rtcp is None:
+            return False
+        if not stream.rtcp_latched:
+            if stream.latch_hosts and addr[0] not in stream.latch_hosts:
+                stream.packets_ignored += 1
+                return False
+        elif addr != stream.rtcp_addr:
+            stream.packets_ignored += 1
+            return False
+        stats = stream.rx.stats if stream.rx is not None else None
+        if stream.rtcp.on_rtcp(data, now, stats) is None:
+            return False
+        if not stream.rtcp_latched and addr[1] != 0:
+            stream.rtcp_addr, stream.rtcp_latched = addr, True
+        return True
+
     def record_send_error(self, stream_id: int) -> None:
         """Count a datagram the transport failed to send (ICMP errors and the like)."""
         stream = self._streams.get(stream_id)
@@ -447,7 +538,7 @@ class MediaTick:
 
     # -------------------------------------------------------------- tick
 
-    def tick(self, now: float) -> list[tuple[int, bytes, Address]]:
+    def tick(self, now: float) -> list[Datagram]:
         """Run the media path once for every stream.
 
         Streams without a remote address are paused: they neither send nor
@@ -460,16 +551,21 @@ class MediaTick:
             ``(stream_id, datagram, destination)`` for each stream that sends.
         """
         self.ticks += 1
+        self._now = now
         self._receive(now)
         self._listen(now)
         self._speak()
         self._record()
-        return self._send(now)
+        datagrams = self._send(now)
+        if self.ticks % _RTCP_CHECK_TICKS == 0:
+            self._report(now)
+        return datagrams
 
     def _receive(self, now: float) -> None:
         samples = self.samples_per_frame
         frames_in = self._frames_in
-        for codec, group in self._groups.items():
+        for codec in G711_CODECS:
+            group = self._groups[codec]
             audio: list[tuple[RtpStream, bytes]] = []
             for stream in group.values():
                 rx = stream.rx
@@ -491,6 +587,25 @@ class MediaTick:
             decoded = pcm.reshape(len(audio), samples)
             for row, (stream, _) in enumerate(audio):
                 frames_in[stream.slot] = stream.rx.played(decoded[row])  # type: ignore[union-attr]
+        for codec in AV_CODECS:
+            for stream in self._groups[codec].values():
+                if stream.rx is not None and stream.packets_received:
+                    frames_in[stream.slot] = self._decode_wideband(stream, now)
+
+    @staticmethod
+    def _decode_wideband(stream: RtpStream, now: float) -> NDArray[np.int16]:
+        frame = stream.rx.next_frame(now)  # type: ignore[union-attr]
+        decoder = stream.av_decoder
+        assert decoder is not None  # every wideband stream has one
+        if frame.kind is FrameKind.AUDIO:
+            try:
+                return decoder.decode(frame.payload)
+            except ValueError:
+                stream.packets_invalid += 1  # a corrupt payload: conceal it like a loss
+        elif frame.kind is not FrameKind.LOST:
+            return np.zeros(decoder.frame_samples, dtype=np.int16)
+        # The codec's own concealment keeps its decoder in step (Opus PLC).
+        return decoder.conceal()
 
     def _listen(self, now: float) -> None:
         frame_start_s = now - self.ptime_ms / 1000
@@ -549,7 +664,12 @@ class MediaTick:
     def _send(self, now: float) -> list[tuple[int, bytes, Address]]:
         samples = self.samples_per_frame
         datagrams: list[tuple[int, bytes, Address]] = []
-        for codec, group in self._groups.items():
+        for codec in AV_CODECS:
+            for stream in self._groups[codec].values():
+                if stream.remote_addr is not None:
+                    datagrams += self._send_wideband(stream, now)
+        for codec in G711_CODECS:
+            group = self._groups[codec]
             sending = [s for s in group.values() if s.remote_addr is not None]
             if not sending:
                 continue
@@ -579,13 +699,30 @@ class MediaTick:
                 self._advance(stream, now)
         return datagrams
 
+    def _send_wideband(self, stream: RtpStream, now: float) -> list[tuple[int, bytes, Address]]:
+        encoder = stream.av_encoder
+        assert encoder is not None  # every wideband stream has one
+        # The encoder sees every frame, even under a key press: its state stays continuous.
+        payload = encoder.encode(self._frames_out[stream.slot])
+        if stream.dtmf_sender is not None or stream.dtmf_queue:
+            return self._dtmf_packets(stream, now)
+        header = self._header(stream, stream.payload_type, stream.marker_next, stream.timestamp)
+        stream.marker_next = False
+        stream.octets_sent += len(payload)
+        self._advance(stream, now)
+        return [(stream.stream_id, header + payload, stream.remote_addr)]  # type: ignore[list-item]
+
     def _dtmf_packets(self, stream: RtpStream, now: float) -> list[tuple[int, bytes, Address]]:
         sender = stream.dtmf_sender
         if sender is None:
             digit, duration_ms = stream.dtmf_queue.pop(0)
             # RFC 4733 §2.5.1.1: an event's timestamp is the audio time it starts at.
             sender = stream.dtmf_sender = DtmfEventSender(
-                digit, duration_ms, stream.timestamp, rate_hz=self.rate_hz, ptime_ms=self.ptime_ms
+                digit,
+                duration_ms,
+                stream.timestamp,
+                rate_hz=stream.clock_rate_hz,  # RFC 4733 §2.3: the audio's RTP clock
+                ptime_ms=self.ptime_ms,
             )
         packets = []
         for packet in sender.next_tick():
@@ -612,9 +749,53 @@ class MediaTick:
 
     def _advance(self, stream: RtpStream, now: float, sent: int = 1) -> None:
         # RFC 3550 §5.1: the timestamp advances by the samples of each packet time.
-        stream.timestamp = (stream.timestamp + self.samples_per_frame) & 0xFFFFFFFF
+        stream.timestamp = (stream.timestamp + stream.timestamp_step) & 0xFFFFFFFF
         stream.packets_sent += sent
         stream.last_sent_at = now
+
+    # -------------------------------------------------------------- RTCP
+
+    def _report(self, now: float) -> None:
+        for stream in self._streams.values():
+            session = stream.rtcp
+            if session is None or now < session.next_due_s:
+                continue
+            destination = self._rtcp_destination(stream)
+            data = session.build(
+                now,
+                packets_sent=stream.packets_sent,
+                octets_sent=stream.octets_sent,
+                # RFC 3550 §6.4.1: the RTP time of this instant: the packet just sent.
+                rtp_timestamp_now=(stream.timestamp - stream.timestamp_step) & 0xFFFFFFFF,
+                receiver_stats=stream.rx.stats if stream.rx is not None else None,
+            )
+            if destination is not None:  # no peer address yet: the report is skipped
+                self._rtcp_out.append((stream.stream_id, data, destination))
+
+    def _rtcp_bye(self, stream: RtpStream) -> None:
+        session = stream.rtcp
+        destination = self._rtcp_destination(stream)
+        if session is None or session.closed or destination is None:
+            return
+        # RFC 3550 §6.6: a leg that ends says BYE, with its final counts.
+        data = session.bye(
+            self._now,
+            packets_sent=stream.packets_sent,
+            octets_sent=stream.octets_sent,
+            rtp_timestamp_now=(stream.timestamp - stream.timestamp_step) & 0xFFFFFFFF,
+            receiver_stats=stream.rx.stats if stream.rx is not None else None,
+        )
+        if data is not None:
+            self._rtcp_out.append((stream.stream_id, data, destination))
+
+    @staticmethod
+    def _rtcp_destination(stream: RtpStream) -> Address | None:
+        if stream.rtcp_addr is not None:
+            return stream.rtcp_addr
+        if stream.remote_addr is None:
+            return None
+        host, port = stream.remote_addr
+        return (host, port + 1)  # RFC 3550 §11: RTCP on the next port up
 
     # ----------------------------------------------------------- helpers
 

@@ -1,8 +1,10 @@
 """RTP over UDP: the shell around the media tick (works on uvloop too).
 
-One socket per stream, bound to an even port from the configured range (the odd
-port above it is kept free for RTCP, RFC 3550 §11), and ONE task for the whole
-process that runs the tick every ``ptime_ms`` on the loop's monotonic clock.
+One socket per stream, bound to an even port from the configured range, with
+its RTCP socket on the odd port above it (RFC 3550 §11), and ONE task for the
+whole process that runs the tick every ``ptime_ms`` on the loop's monotonic
+clock. RTCP is a few datagrams per leg per five seconds, so its sockets are
+plain asyncio endpoints; the tick decides when reports are due.
 IPv4 sockets are not watched by the loop at all: each tick drains them in one
 sweep and sends its packets in another (``transport_batch``); IPv6 sockets use
 ordinary asyncio datagram endpoints. Tick k is due at ``start + k * ptime``,
@@ -20,6 +22,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +130,23 @@ class _StreamProtocol(asyncio.DatagramProtocol):
         log.debug("RTP stream %d: %s", self._stream_id, exc)
 
 
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    """Feeds one stream's RTCP datagrams to the tick."""
+
+    def __init__(self, engine: MediaEngine, stream_id: int) -> None:
+        self._engine = engine
+        self._stream_id = stream_id
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:  # noqa: D102
+        now = asyncio.get_running_loop().time()
+        self._engine.media_tick.on_rtcp_received(
+            self._stream_id, data, (str(addr[0]), int(addr[1])), now
+        )
+
+    def error_received(self, exc: Exception) -> None:  # noqa: D102
+        log.debug("RTCP of stream %d: %s", self._stream_id, exc)
+
+
 class MediaEngine:
     """The process's RTP streams: sockets, ports and the one media clock task."""
 
@@ -163,6 +183,7 @@ class MediaEngine:
         self.ticks_skipped = 0
         self.tick_errors = 0
         self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._rtcp_transports: dict[int, asyncio.DatagramTransport] = {}
         self._local_ports: dict[int, int] = {}
         self._owned_ports: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -222,6 +243,7 @@ class MediaEngine:
         telephone_event_pt: int | None = None,
         vad: bool = False,
         inband_dtmf: bool = False,
+        rtcp_addr: Address | None = None,
     ) -> int:
         """Bind a socket and start sending ``source_pcm`` in a loop.
 
@@ -239,6 +261,7 @@ class MediaEngine:
             telephone_event_pt: the negotiated RFC 4733 payload type, if any.
             vad: report speech starts and ends on this leg.
             inband_dtmf: detect key tones in this leg's audio.
+            rtcp_addr: the SDP's ``a=rtcp`` address; by default the RTP port + 1.
 
         Returns:
             The stream id (``local_port(stream_id)`` tells the bound port).
@@ -249,11 +272,14 @@ class MediaEngine:
             ValueError: unknown codec or bad parameters.
         """
         loop = asyncio.get_running_loop()
+        # SR timestamps: wallclock is the loop's monotonic clock plus this offset.
+        self.media_tick.unix_offset_s = time.time() - loop.time()
         sock, port = self._bind(local_ip, local_port)
         try:
             stream_id = self.media_tick.add_stream(
                 codec, payload_type, source_pcm, remote_addr, latch_hosts=latch_hosts,
                 telephone_event_pt=telephone_event_pt, vad=vad, inband_dtmf=inband_dtmf,
+                rtcp_addr=rtcp_addr,
             )
         except Exception:
             sock.close()
@@ -276,6 +302,8 @@ class MediaEngine:
                 raise
             self._transports[stream_id] = transport
         self._local_ports[stream_id] = port
+        if local_port != 0 and port % 2 == 0:  # a kernel-picked port has no RTCP pair
+            await self._open_rtcp(stream_id, sock.family, local_ip, port + 1)
         # A kernel-picked port (0) may fall in the range by chance; it is not ours to release.
         if local_port is None or (local_port != 0 and self.ports.is_allocated(port)):
             self._owned_ports[stream_id] = port
@@ -293,7 +321,10 @@ class MediaEngine:
             raise KeyError(f"no RTP stream {stream_id}") from None
 
     def close_stream(self, stream_id: int) -> None:
-        """Stop sending, close the socket and release the port; unknown ids are ignored."""
+        """Stop sending, say RTCP BYE, close the sockets and release the port.
+
+        Unknown ids are ignored.
+        """
         if self._local_ports.pop(stream_id, None) is None:
             return
         transport = self._transports.pop(stream_id, None)
@@ -303,6 +334,10 @@ class MediaEngine:
         if stream_id in self.media_tick:
             # Its last recording chunk goes to the writer with the next tick's batch.
             self.media_tick.remove_stream(stream_id)
+            self._send_rtcp()  # the leg's BYE, before its RTCP socket closes
+        rtcp = self._rtcp_transports.pop(stream_id, None)
+        if rtcp is not None:
+            rtcp.close()
         port = self._owned_ports.pop(stream_id, None)
         if port is not None:
             self.ports.release(port)
@@ -357,6 +392,28 @@ class MediaEngine:
             return sock, port
         raise OSError(errno.EADDRINUSE, f"{_BIND_ATTEMPTS} RTP ports in a row are taken")
 
+    async def _open_rtcp(self, stream_id: int, family: int, local_ip: str, port: int) -> None:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((local_ip, port))
+            sock.setblocking(False)
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _RtcpProtocol(self, stream_id), sock=sock
+            )
+        except OSError as exc:
+            # The call still has audio; only its reports are lost. The range's odd
+            # ports are ours, so this means another process squats on one.
+            sock.close()
+            log.warning("RTCP port %d for stream %d: %s; no RTCP", port, stream_id, exc)
+            return
+        self._rtcp_transports[stream_id] = transport
+
+    def _send_rtcp(self) -> None:
+        for stream_id, datagram, destination in self.media_tick.take_rtcp():
+            transport = self._rtcp_transports.get(stream_id)
+            if transport is not None:
+                transport.sendto(datagram, destination)
+
     def _received(self, stream_id: int, data: bytes, addr: tuple[str | Any, int]) -> None:
         now = asyncio.get_running_loop().time()
         self.media_tick.on_rtp_received(stream_id, data, (str(addr[0]), int(addr[1])), now)
@@ -370,6 +427,7 @@ class MediaEngine:
             transport = self._transports.get(stream_id)
             if transport is not None:
                 transport.sendto(datagram, destination)
+        self._send_rtcp()
         if self.on_event is not None:
             for event in self.media_tick.take_events():
                 self.on_event(event)

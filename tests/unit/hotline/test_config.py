@@ -65,6 +65,14 @@ def test_cross_field_checks_name_the_field():
     config.sip.digest_algorithms = ["SHA-512-256"]
     with pytest.raises(ConfigError, match="sip.digest_algorithms"):
         validate(config)
+    config = load_config()
+    config.media.codecs = ["PCMU", "G729"]
+    with pytest.raises(ConfigError, match="media.codecs: unknown codec 'G729'"):
+        validate(config)
+
+
+def test_the_default_codecs_are_g711_then_wideband():
+    assert load_config().media.codecs == ["PCMU", "PCMA", "G722", "opus"]
 
 
 def test_flags_override_the_file(tmp_path: Path):

@@ -11,8 +11,8 @@ import pytest
 from media_core import g711
 from media_core.dtmf import DtmfEventSender, TelephoneEvent
 from media_core.media_events import DtmfReceived, PromptFinished, SpeechEnded, SpeechStarted
-from media_core.recording_tap import write_chunks
 from media_core.recording import WavRecorder
+from media_core.recording_tap import write_chunks
 from media_core.rtp import RtpPacket
 from media_core.tick import MediaTick
 from media_core.tone import tone_pcm
@@ -52,7 +52,9 @@ def dominant_hz(pcm: np.ndarray) -> float:
     return float(np.fft.rfftfreq(len(pcm), 1 / 8000)[np.argmax(spectrum)])
 
 
-def run(tick: MediaTick, callers: list[tuple[Caller, np.ndarray]], seconds: float, start: float = 0.0):
+def run(
+    tick: MediaTick, callers: list[tuple[Caller, np.ndarray]], seconds: float, start: float = 0.0
+):
     """Each caller sends its audio in real time; the tick runs every 20 ms."""
     sent: list = []
     frames = int(seconds / 0.02)
@@ -71,8 +73,14 @@ def test_a_bridge_carries_each_callers_audio_to_the_other_leg():
     a = tick.add_stream("PCMU", 0, None, PEER_A)
     b = tick.add_stream("PCMU", 0, None, PEER_B)
     tick.bridge(a, b)
-    sent = run(tick, [(Caller(tick, a, PEER_A), tone_pcm(400, 2000)),
-                      (Caller(tick, b, PEER_B), tone_pcm(1000, 2000))], 2.0)
+    sent = run(
+        tick,
+        [
+            (Caller(tick, a, PEER_A), tone_pcm(400, 2000)),
+            (Caller(tick, b, PEER_B), tone_pcm(1000, 2000)),
+        ],
+        2.0,
+    )
     heard_by_b = decode(sent, b)[4000:]  # past the jitter buffer's initial delay
     heard_by_a = decode(sent, a)[4000:]
     assert dominant_hz(heard_by_b) == pytest.approx(400, abs=5)
@@ -85,8 +93,10 @@ def test_three_party_conference_with_mix_minus():
     for stream_id in ids:
         tick.conference_add("room", stream_id)
     tones = [300, 700, 1500]
-    callers = [(Caller(tick, s, ("192.0.2.1", 5000 + 2 * i)), tone_pcm(tones[i], 2000, amplitude=0.2))
-               for i, s in enumerate(ids)]
+    callers = [
+        (Caller(tick, s, ("192.0.2.1", 5000 + 2 * i)), tone_pcm(tones[i], 2000, amplitude=0.2))
+        for i, s in enumerate(ids)
+    ]
     sent = run(tick, callers, 2.0)
     for index, stream_id in enumerate(ids):
         heard = decode(sent, stream_id)[4000:]
@@ -157,7 +167,9 @@ def test_inband_tones_are_detected_on_legs_that_ask_for_it():
     tick = MediaTick()
     a = tick.add_stream("PCMU", 0, None, PEER_A, inband_dtmf=True)
     t = np.arange(8000 * 200 // 1000) / 8000
-    key = (0.25 * (np.sin(2 * np.pi * 770 * t) + np.sin(2 * np.pi * 1336 * t)) * 32767).astype(np.int16)
+    key = (0.25 * (np.sin(2 * np.pi * 770 * t) + np.sin(2 * np.pi * 1336 * t)) * 32767).astype(
+        np.int16
+    )
     audio = np.concatenate([np.zeros(1600, np.int16), key, np.zeros(4000, np.int16)])
     run(tick, [(Caller(tick, a, PEER_A), audio)], 0.9)
     events = [e for e in tick.take_events() if isinstance(e, DtmfReceived)]

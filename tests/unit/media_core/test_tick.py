@@ -230,7 +230,7 @@ def test_a_tone_prompt_survives_the_tick_and_g711_at_its_frequency():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"codec": "G722"}, "codec 'G722' is not one of PCMU, PCMA"),
+        ({"codec": "G729"}, "codec 'G729' is not one of PCMU, PCMA, G722, OPUS"),
         ({"payload_type": 128}, "payload type 128"),
         ({"ssrc": -1}, "SSRC -1"),
         ({"sequence_number": 70000}, "sequence number 70000"),

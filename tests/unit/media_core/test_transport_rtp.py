@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from media_core import g711
+from media_core.rtcp import Bye, ReceiverReport, ReportBlock, SenderReport, parse_compound
 from media_core.rtp import RtpPacket
 from media_core.tick import MediaTick
 from media_core.tone import tone_pcm
@@ -386,3 +387,53 @@ def test_port_zero_lets_the_kernel_pick_and_leaves_the_range_alone(virtual_loop:
         await engine.stop()
 
     run(virtual_loop, scenario())
+
+
+# ------------------------------------------------------------------------ RTCP
+
+
+def test_a_stream_reports_from_its_rtcp_port_and_says_bye_when_closed(
+    virtual_loop: VirtualClockLoop,
+):
+    async def scenario() -> tuple[Collector, int, int]:
+        peer, peer_rtcp = await open_peer(virtual_loop), await open_peer(virtual_loop)
+        engine = MediaEngine(LOW, HIGH)
+        stream_id = await engine.open_stream(
+            LOCAL, None, (LOCAL, peer.port), "PCMU", 0, TONE, rtcp_addr=(LOCAL, peer_rtcp.port)
+        )
+        port = engine.local_port(stream_id)
+        await engine.start()
+        await peer_rtcp.wait_for(1, timeout_s=4.0)  # RFC 3550 §6.2: the first within ~3 s
+        engine.close_stream(stream_id)
+        await peer_rtcp.wait_for(2)
+        await engine.stop()
+        return peer_rtcp, port, stream_id
+
+    peer_rtcp, port, _ = run(virtual_loop, scenario())
+    (_, report, source), (_, goodbye, _) = peer_rtcp.datagrams[:2]
+    assert source == (LOCAL, port + 1)  # RFC 3550 §11: the odd port above the RTP one
+    assert isinstance(parse_compound(report)[0], SenderReport)
+    assert isinstance(parse_compound(goodbye)[-1], Bye)
+
+
+def test_a_peers_report_on_our_rtcp_port_reaches_the_streams_stats(
+    virtual_loop: VirtualClockLoop,
+):
+    async def scenario() -> tuple[int, int]:
+        peer = await open_peer(virtual_loop)
+        engine = MediaEngine(LOW, HIGH)
+        stream_id = await engine.open_stream(LOCAL, None, (LOCAL, peer.port), "PCMU", 0, TONE)
+        await engine.start()
+        assert peer.transport is not None
+        block = ReportBlock(engine.stats(stream_id).ssrc, fraction_lost=128, jitter=40)
+        peer.transport.sendto(
+            bytes(ReceiverReport(0x9EE2, (block,))), (LOCAL, engine.local_port(stream_id) + 1)
+        )
+        await asyncio.sleep(0.1)
+        stats = engine.stats(stream_id)
+        await engine.stop()
+        return stats.rtcp_received, stats.remote_fraction_lost  # type: ignore[return-value]
+
+    received, fraction = run(virtual_loop, scenario())
+    assert received == 1
+    assert fraction == 0.5
