@@ -162,11 +162,14 @@ def main() -> int:
     parser.add_argument("--dtmf-after-s", type=float, default=0.5)
     parser.add_argument("--rtp-port", type=int, default=0, help="local RTP port (RTCP: +1)")
     parser.add_argument("--hold-s", type=float, default=4.0, help="media time before hanging up")
+    parser.add_argument("--codec", help="offer this codec first, e.g. G722/16000")
     args = parser.parse_args()
     server = f"127.0.0.1:{args.server_port}"
 
     # The bridge at 8 kHz: the played WAV reaches the G.711 encoder without resampling.
     endpoint = start_endpoint("pjsua2-hotline-caller", args.log, args.local_port, 8000)
+    if args.codec:
+        endpoint.codecSetPriority(args.codec, 255)  # the top of pjsua's offer
 
     account_config = pj.AccountConfig()
     account_config.idUri = f"sip:{args.user}@127.0.0.1"

@@ -103,3 +103,33 @@ def test_recording_has_the_callers_audio_on_the_left_and_our_prompt_then_tone_on
     # The channels are not swapped or mixed: each source is absent from the other side.
     assert best_alignment(right, speech, rate_hz)[0] < 0.3
     assert best_alignment(left, prompt, rate_hz)[0] < 0.3
+
+
+def test_a_g722_caller_is_answered_in_g722_and_recorded_at_the_calls_rate(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    server = hotline_factory(config_yaml="media:\n  recording_format: wav\n")
+
+    heard_wav = tmp_path / "heard.wav"
+    caller = run_pjsua_caller(
+        server.sip_port, tmp_path / "caller", "--play", str(CALLER_WAV), "--hold-s", str(HOLD_S),
+        "--codec", "G722/16000", "--record", str(heard_wav),
+    )
+
+    context = caller.describe()
+    assert str(caller.one("media_active")["codec"]).startswith("G722/"), context
+    assert caller.one("call_ended")["ok"] is True and caller.returncode == 0, context
+    assert server.stop() == 0, server.log_text()[-2000:]
+    [path] = recordings(server.workdir / "data")
+    rate_hz, stereo = read_wav(path)
+    _, sent = read_wav(CALLER_WAV)
+    speech = trim_silence(sent[:, 0])
+    # G.722 from pjsua's 8 kHz bridge, decoded by PyAV and resampled to 8 kHz:
+    # the caller's words are on the left, whole (a lost frame would fall below 0.8).
+    left_peak, _ = best_alignment(stereo[:, 0], speech, rate_hz, 0.0)
+    assert left_peak > 0.8, left_peak
+    # Our encoder's G.722 decoded in PJSIP: the phone heard the 440 Hz greeting.
+    heard_rate_hz, heard = read_wav(heard_wav)
+    heard_mono = heard[:, 0]
+    assert rms(heard_mono) > 300
+    assert abs(dominant_frequency_hz(heard_mono, heard_rate_hz) - 440.0) <= 10.0
