@@ -227,6 +227,7 @@ def main() -> int:
     rtpengine = rtpengine_figures(relay_calls, duration_s)
     # The kernel's share at the goal: the same streams relayed with no media path.
     floor_step = run_step("floor", GOAL_BRIDGED_CALLS, duration_s, rtp_low=32000)
+    floor_step["passed"] = passes(floor_step)
     print(f"kernel floor: {_row(floor_step)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot_path = args.out / "media_load.png"
