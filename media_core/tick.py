@@ -355,6 +355,8 @@ class MediaTick:
             KeyError: no such stream.
         """
         s = self.stream(stream_id)
+        rtcp = s.rtcp
+        assert rtcp is not None  # add_stream gives every stream its RTCP session
         return StreamStats(
             stream_id=s.stream_id,
             codec=s.codec,
@@ -371,11 +373,11 @@ class MediaTick:
             packets_ignored=s.packets_ignored,
             remote_ssrc=s.remote_ssrc,
             last_payload_type=s.last_payload_type,
-            rtcp_sent=s.rtcp.reports_sent if s.rtcp is not None else 0,
-            rtcp_received=s.rtcp.reports_received if s.rtcp is not None else 0,
-            round_trip_s=s.rtcp.round_trip_s if s.rtcp is not None else None,
-            remote_fraction_lost=s.rtcp.remote_fraction_lost if s.rtcp is not None else None,
-            remote_jitter_ms=s.rtcp.remote_jitter_ms if s.rtcp is not None else None,
+            rtcp_sent=rtcp.reports_sent,
+            rtcp_received=rtcp.reports_received,
+            round_trip_s=rtcp.round_trip_s,
+            remote_fraction_lost=rtcp.remote_fraction_lost,
+            remote_jitter_ms=rtcp.remote_jitter_ms,
         )
 
     # ------------------------------------------------ what a leg hears / does
@@ -765,8 +767,7 @@ class MediaTick:
                 now,
                 packets_sent=stream.packets_sent,
                 octets_sent=stream.octets_sent,
-                # RFC 3550 §6.4.1: the RTP time of this instant: the packet just sent.
-                rtp_timestamp_now=(stream.timestamp - stream.timestamp_step) & 0xFFFFFFFF,
+                rtp_timestamp_now=self._rtp_now(stream),
                 receiver_stats=stream.rx.stats if stream.rx is not None else None,
             )
             if destination is not None:  # no peer address yet: the report is skipped
@@ -782,11 +783,16 @@ class MediaTick:
             self._now,
             packets_sent=stream.packets_sent,
             octets_sent=stream.octets_sent,
-            rtp_timestamp_now=(stream.timestamp - stream.timestamp_step) & 0xFFFFFFFF,
+            rtp_timestamp_now=self._rtp_now(stream),
             receiver_stats=stream.rx.stats if stream.rx is not None else None,
         )
         if data is not None:
             self._rtcp_out.append((stream.stream_id, data, destination))
+
+    @staticmethod
+    def _rtp_now(stream: RtpStream) -> int:
+        # RFC 3550 §6.4.1: the RTP time of this instant: that of the packet just sent.
+        return (stream.timestamp - stream.timestamp_step) & 0xFFFFFFFF
 
     @staticmethod
     def _rtcp_destination(stream: RtpStream) -> Address | None:
