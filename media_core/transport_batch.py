@@ -28,6 +28,7 @@ Datagram = tuple[int, bytes, Address]
 
 _WIDTH = 2048  # the largest datagram kept whole; RTP audio here is 172 bytes
 _MAX_SWEEPS = 16  # bounded work per tick, whatever a flood does
+_MAX_ADDRESSES = 65536  # source addresses remembered before starting afresh
 
 
 class BatchSockets:
@@ -35,11 +36,12 @@ class BatchSockets:
 
     __slots__ = (
         "_bufs",
+        "_addresses",
         "_dirty",
         "_errnos",
         "_fds",
         "_flags",
-        "_host_names",
+        "_flat",
         "_host_numbers",
         "_hosts",
         "_ids",
@@ -57,13 +59,15 @@ class BatchSockets:
         self._index: dict[int, int] = {}
         self._fds = np.zeros(0, dtype=np.int32)
         self._dirty = False
-        self._host_names: dict[int, str] = {}
+        # (IPv4 as an int << 16 | port) -> the (host, port) tuple handed on.
+        self._addresses: dict[int, Address] = {}
         self._host_numbers: dict[str, int] = {}
         self.send_errors = 0
         self._allocate(1024)
 
     def _allocate(self, rows: int) -> None:
         self._bufs = np.zeros((rows, _WIDTH), dtype=np.uint8)
+        self._flat = memoryview(self._bufs.data).cast("B")  # row r starts at r * _WIDTH
         self._lengths = np.zeros(rows, dtype=np.int32)
         self._hosts = np.zeros(rows, dtype=np.uint32)
         self._ports = np.zeros(rows, dtype=np.uint16)
@@ -93,19 +97,28 @@ class BatchSockets:
         if not self._ids:
             return 0
         total = 0
-        ids, names, rows = self._ids, self._host_names, len(self._lengths)
+        ids, rows, flat = self._ids, len(self._lengths), self._flat
+        addresses = self._addresses
         for _ in range(_MAX_SWEEPS):
             count = udp_batch.recv_many(
                 self._fds, self._bufs, self._lengths, self._hosts, self._ports,
                 self._flags, self._sources, self._errnos,
             )
-            for row in range(count):
-                number = int(self._hosts[row])
-                host = names.get(number)
-                if host is None:
-                    host = names[number] = udp_batch.u32_to_ipv4(number)
-                data = self._bufs[row, : self._lengths[row]].tobytes()
-                deliver(ids[self._sources[row]], data, (host, int(self._ports[row])), now)
+            # Whole columns to Python ints at once, then one slice per datagram:
+            # ~1.3 us a datagram cheaper than indexing the arrays row by row.
+            for start, length, host, port, source in zip(
+                range(0, count * _WIDTH, _WIDTH),
+                self._lengths[:count].tolist(),
+                self._hosts[:count].tolist(),
+                self._ports[:count].tolist(),
+                self._sources[:count].tolist(),
+                strict=True,
+            ):
+                key = host << 16 | port
+                addr = addresses.get(key)
+                if addr is None:
+                    addr = self._address(key, host, port)
+                deliver(ids[source], flat[start : start + length].tobytes(), addr, now)
             total += count
             if count < rows:
                 break
@@ -153,6 +166,12 @@ class BatchSockets:
         """Close every socket."""
         for stream_id in list(self._sockets):
             self.remove(stream_id)
+
+    def _address(self, key: int, host: int, port: int) -> Address:
+        if len(self._addresses) >= _MAX_ADDRESSES:
+            self._addresses.clear()  # a flood from many ports must not grow it forever
+        addr = self._addresses[key] = (udp_batch.u32_to_ipv4(host), port)
+        return addr
 
     def _number(self, host: str) -> int:
         number = self._host_numbers[host] = udp_batch.ipv4_to_u32(host)

@@ -61,3 +61,18 @@ def test_a_removed_stream_is_closed_and_no_longer_read():
     assert 1 not in batch
     udp().sendto(b"late", address)
     assert batch.receive(lambda *args: None, 0.0) == 0
+
+
+def test_many_source_addresses_are_each_reported_right_while_the_cache_stays_bounded(monkeypatch):
+    monkeypatch.setattr("media_core.transport_batch._MAX_ADDRESSES", 2)
+    batch = BatchSockets()
+    ours = udp()
+    batch.add(1, ours)
+    peers = [udp() for _ in range(5)]
+    for round_ in range(2):  # the second round finds some sources cached, some evicted
+        for index, peer in enumerate(peers):
+            peer.sendto(bytes([index]), ours.getsockname())
+        got = []
+        assert batch.receive(lambda sid, data, addr, now: got.append((data, addr)), 0.0) == 5
+        assert got == [(bytes([i]), p.getsockname()) for i, p in enumerate(peers)], round_
+        assert len(batch._addresses) <= 2
