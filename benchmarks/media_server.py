@@ -61,11 +61,13 @@ def floor(peers: list[list[int | str]]) -> None:
     paired = (np.arange(len(sockets)) ^ 1).astype(np.int32)  # legs 2k and 2k+1
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
-    cpu_start, packets, ticks = _cpu_s(), 0, 0
+    packets, ticks = 0, 0
+    first = last = (_cpu_s(), time.monotonic(), 0, 0)  # as for the engine: the load's window
     due = time.monotonic()
     while not stop.is_set() and ticks < HARD_STOP_S * 50:
         due += 0.02
         count = udp_batch.recv_many(fds, bufs, lengths, hosts, ports, flags, sources, errnos)
+        ticks += 1
         if count:
             out = paired[sources[:count]]
             udp_batch.send_many(
@@ -73,10 +75,13 @@ def floor(peers: list[list[int | str]]) -> None:
                 count, errnos,
             )
             packets += count
-        ticks += 1
+            last = (_cpu_s(), time.monotonic(), packets, ticks)
+            if packets == count:
+                first = last
         time.sleep(max(0.0, due - time.monotonic()))
-    print(json.dumps({"cpu_s": _cpu_s() - cpu_start, "packets_in": packets,
-                      "packets_out": packets, "ticks": ticks}), flush=True)
+    print(json.dumps({"cpu_s": last[0] - first[0], "wall_s": last[1] - first[1],
+                      "packets_in": last[2] - first[2], "packets_out": last[2] - first[2],
+                      "ticks": last[3] - first[3]}), flush=True)
 
 
 async def main() -> None:
@@ -112,12 +117,23 @@ async def main() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)
     await engine.start()
-    cpu_start = _cpu_s()
+    # The step's figures cover the samples between the first and the last that
+    # saw packets arriving: the load itself, not the ticks before the callers
+    # start or after they all stop at once (when every stream would conceal a
+    # loss in the same tick; real calls end with a BYE, which removes them).
+    start = window = _counters(engine, ids)
     delays: list[float] = []
 
     async def sample() -> None:
+        nonlocal start, window
         while True:
             await asyncio.sleep(0.1)
+            now = _counters(engine, ids)
+            if now["packets_in"] == window["packets_in"]:
+                continue  # no traffic since the last sample
+            if window["packets_in"] == 0:
+                start = now
+            window = now
             for stream_id in ids:
                 rx = tick.stream(stream_id).rx
                 if rx is not None and rx.stats.packets_received:
@@ -129,12 +145,26 @@ async def main() -> None:
         await asyncio.wait_for(stop, HARD_STOP_S)
     except TimeoutError:
         pass
-    cpu_s = _cpu_s() - cpu_start
     sampler.cancel()
-    streams = [tick.stats(i) for i in ids]
     delay = np.array(delays or [0.0])
-    figures = {
-        "cpu_s": cpu_s,
+    figures = {key: window[key] - start[key] for key in window}
+    figures.update(
+        {
+            "jitter_delay_p50_ms": float(np.percentile(delay, 50)),
+            "jitter_delay_p99_ms": float(np.percentile(delay, 99)),
+            "jitter_lost_frames": sum(tick.stream(i).rx.jitter.lost for i in ids),  # type: ignore[union-attr]
+            "jitter_late_packets": sum(tick.stream(i).rx.jitter.late for i in ids),  # type: ignore[union-attr]
+        }
+    )
+    await engine.stop()
+    print(json.dumps(figures), flush=True)
+
+
+def _counters(engine: MediaEngine, ids: list[int]) -> dict[str, float]:
+    """CPU and tick counters, and packets in and out, at this instant."""
+    streams = [engine.media_tick.stats(i) for i in ids]
+    return {
+        "cpu_s": _cpu_s(),
         "packets_in": sum(s.packets_received for s in streams),
         "packets_out": sum(s.packets_sent for s in streams),
         "ticks": engine.ticks_run,
@@ -142,13 +172,8 @@ async def main() -> None:
         "overruns": engine.overruns,
         "ticks_skipped": engine.ticks_skipped,
         "tick_errors": engine.tick_errors,
-        "jitter_delay_p50_ms": float(np.percentile(delay, 50)),
-        "jitter_delay_p99_ms": float(np.percentile(delay, 99)),
-        "jitter_lost_frames": sum(tick.stream(i).rx.jitter.lost for i in ids),  # type: ignore[union-attr]
-        "jitter_late_packets": sum(tick.stream(i).rx.jitter.late for i in ids),  # type: ignore[union-attr]
+        "wall_s": time.monotonic(),
     }
-    await engine.stop()
-    print(json.dumps(figures), flush=True)
 
 
 def _cpu_s() -> float:
