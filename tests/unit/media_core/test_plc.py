@@ -167,3 +167,21 @@ def test_other_frame_sizes_and_rates_work_the_same_way():
     padded[:320] = concealed * np.hanning(320)
     peak_hz = float(np.argmax(np.abs(np.fft.rfft(padded)))) * 16000 / 32768
     assert peak_hz == pytest.approx(440.0, abs=8.0)
+
+
+def test_the_pitch_search_picks_the_lag_whose_segment_best_matches_the_last_20_ms():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        concealer = G711Concealer()
+        signal = (rng.standard_normal(800) * 3000).astype(np.int16)
+        for k in range(5):
+            concealer.good(signal[k * 160 : (k + 1) * 160])
+        history = concealer._linear_history()
+        recent = history[-160:]
+
+        def score(lag: int) -> float:
+            earlier = history[len(history) - 160 - lag : len(history) - lag]
+            return float(earlier @ recent / np.sqrt(earlier @ earlier + 1.0))
+
+        best = max(range(40, 121), key=score)  # 5..15 ms at 8 kHz
+        assert concealer._find_pitch(history) == best
