@@ -177,11 +177,14 @@ def test_the_pitch_search_picks_the_lag_whose_segment_best_matches_the_last_20_m
         for k in range(5):
             concealer.good(signal[k * 160 : (k + 1) * 160])
         history = concealer._linear_history()
-        recent = history[-160:]
+        assert concealer._find_pitch(history) == best_lag_by_brute_force(history)
 
-        def score(lag: int) -> float:
-            earlier = history[len(history) - 160 - lag : len(history) - lag]
-            return float(earlier @ recent / np.sqrt(earlier @ earlier + 1.0))
 
-        best = max(range(40, 121), key=score)  # 5..15 ms at 8 kHz
-        assert concealer._find_pitch(history) == best
+def best_lag_by_brute_force(history: np.ndarray) -> int:
+    recent = history[-160:]
+
+    def score(lag: int) -> float:
+        earlier = history[len(history) - 160 - lag : len(history) - lag]
+        return float(earlier @ recent / np.sqrt(earlier @ earlier + 1.0))
+
+    return max(range(40, 121), key=score)  # 5..15 ms at 8 kHz
