@@ -136,6 +136,7 @@ class RtpStream:
     dtmf_sender: DtmfEventSender | None = None  # the key being sent now
     telephone_event_pt: int | None = None
     vad: VoiceActivityDetector | None = None
+    audio_out: bool = False  # received frames go to ``take_audio`` (a recognizer)
     inband: InbandDtmfState | None = None
     tap: RecordingTap | None = None
 

@@ -9,7 +9,9 @@ over a 2-D ``(streams, samples)`` array wherever it can be:
    Opus legs by their own PyAV decoder, resampled to the tick's rate); lost
    frames are concealed (PLC);
 2. listen: RFC 4733 key timeouts, in-band DTMF (one Goertzel pass over every
-   listening stream) and voice activity (for IVR legs) turn audio into events;
+   listening stream) and voice activity (for IVR legs, with what each leg was
+   last sent as the echo reference) turn audio into events; the frames of legs
+   whose audio goes to a recognizer are gathered with one copy (``take_audio``);
 3. speak: prompt players and looped sources fill the output rows, then the
    mixer (bridges, conferences with mix-minus, whisper) writes the rows of
    every leg in a room with one kernel call;
@@ -101,6 +103,7 @@ class MediaTick:
     """Every RTP stream of the process, advanced together once per ``ptime_ms``."""
 
     __slots__ = (
+        "_audio",
         "_decoders",
         "_encoders",
         "_events",
@@ -178,6 +181,7 @@ class MediaTick:
         self._next_id = 1
         self._events: list[MediaEvent] = []
         self._pending_chunks: list[RecordingChunk] = []
+        self._audio: list[tuple[list[int], NDArray[np.int16]]] = []
         self._inband: InbandDtmfDetector | None = None
         self.mixer = Mixer()
         self.cname = cname if cname is not None else secrets.token_urlsafe(12)
@@ -394,6 +398,37 @@ class MediaTick:
         player = self.stream(stream_id).player
         if player is not None:
             player.stop()
+
+    def tune_vad(
+        self, stream_id: int, *, start_ms: int | None = None, hangover_ms: int | None = None
+    ) -> None:
+        """Set a leg's speech start smoothing and end hangover (a flow's endpointing).
+
+        Raises:
+            KeyError: no such stream.
+            ValueError: the leg has no VAD, or a negative duration.
+        """
+        vad = self.stream(stream_id).vad
+        if vad is None:
+            raise ValueError(f"stream {stream_id} was added without vad=True")
+        vad.tune(start_ms=start_ms, hangover_ms=hangover_ms)
+
+    def stream_audio(self, stream_id: int, on: bool = True) -> None:
+        """Start (or stop) handing the leg's received audio out through ``take_audio``.
+
+        Raises:
+            KeyError: no such stream.
+        """
+        self.stream(stream_id).audio_out = on
+
+    def take_audio(self) -> list[tuple[list[int], NDArray[np.int16]]]:
+        """The received frames of ``stream_audio`` legs since the last call.
+
+        One ``(stream_ids, frames)`` pair per tick: ``frames`` has one row per id,
+        one frame long, a copy the caller may keep.
+        """
+        audio, self._audio = self._audio, []
+        return audio
 
     def send_dtmf(self, stream_id: int, digit: str, duration_ms: int = 100) -> None:
         """Send a key as RFC 4733 events, replacing the audio while it lasts.
@@ -613,7 +648,10 @@ class MediaTick:
         frame_start_s = now - self.ptime_ms / 1000
         inband: list[RtpStream] = []
         vad: list[RtpStream] = []
+        audio: list[RtpStream] = []
         for stream in self._streams.values():
+            if stream.audio_out:
+                audio.append(stream)
             if stream.rx is not None and stream.rx.dtmf is not None:
                 for digit in stream.rx.dtmf_timeouts(now):
                     self._events.append(DtmfReceived(stream.stream_id, digit, "rfc4733"))
@@ -632,9 +670,18 @@ class MediaTick:
                 self._events.append(DtmfReceived(inband[row].stream_id, digit, "inband"))
         if vad:
             rows = np.fromiter((s.slot for s in vad), dtype=np.intp, count=len(vad))
-            events = process_many([s.vad for s in vad], self._frames_in[rows], frame_start_s)  # type: ignore[misc]
+            # Before ``_speak``, the out rows still hold what each leg was last sent.
+            events = process_many(
+                [s.vad for s in vad],  # type: ignore[misc]
+                self._frames_in[rows],
+                frame_start_s,
+                reference=self._frames_out[rows],
+            )
             for row, event in events:
                 self._vad_events(vad[row].stream_id, [event])
+        if audio:
+            rows = np.fromiter((s.slot for s in audio), dtype=np.intp, count=len(audio))
+            self._audio.append(([s.stream_id for s in audio], self._frames_in[rows]))
 
     def _speak(self) -> None:
         frames_out = self._frames_out

@@ -160,6 +160,7 @@ class MediaEngine:
         max_late_ticks: int = 5,
         media_tick: MediaTick | None = None,
         on_event: Callable[[MediaEvent], None] | None = None,
+        on_audio: Callable[[list[int], NDArray[np.int16]], None] | None = None,
     ) -> None:
         """Prepare; nothing is bound or scheduled until ``start``/``open_stream``.
 
@@ -171,6 +172,8 @@ class MediaEngine:
             max_late_ticks: how many overdue ticks are caught up; beyond, skip.
             media_tick: a ready ``MediaTick`` (tests inject one).
             on_event: receives the tick's DTMF, speech and prompt events.
+            on_audio: receives, once per tick, the received frames of the legs
+                marked with ``media_tick.stream_audio`` (stream ids, one row each).
         """
         self.ports = RtpPortAllocator(rtp_port_low, rtp_port_high)
         self.media_tick = media_tick if media_tick is not None else MediaTick(ptime_ms, rate_hz)
@@ -188,6 +191,7 @@ class MediaEngine:
         self._owned_ports: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.on_event = on_event
+        self.on_audio = on_audio
         self._batch = BatchSockets()
         # One thread writes every recording, in order: disk I/O stays off the tick.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
@@ -431,6 +435,10 @@ class MediaEngine:
         if self.on_event is not None:
             for event in self.media_tick.take_events():
                 self.on_event(event)
+        audio = self.media_tick.take_audio()
+        if self.on_audio is not None:
+            for stream_ids, frames in audio:
+                self.on_audio(stream_ids, frames)
         self._flush_recordings()
 
     def _flush_recordings(self) -> None:

@@ -26,6 +26,15 @@ under ``tests/data/audio``):
 A step up in background noise (say from -75 to -45 dBFS) still reads as
 speech until the VAD's model and the floor window have caught up, about
 ``floor_window_ms``.
+
+A third guard keeps our own prompt, leaking back from the caller's phone
+(line or acoustic echo), from reading as the caller barging in. When the frames
+the leg was sent are given as a reference (``process_many(..., reference=)``),
+a frame counts as voiced only if it is louder than the loudest reference frame
+of the last ``echo_tail_ms`` (the longest echo path allowed for) minus
+``echo_return_loss_db``. ITU-T G.168 assumes a hybrid returns its echo at least
+6 dB down, so a caller talking at the prompt's level clears the guard and an
+echo does not.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ class VoiceActivityDetector:
     """One call direction's speech detector, fed one frame at a time."""
 
     __slots__ = (
+        "_echo_frames",
+        "_echo_maxima",
         "_end_frames",
         "_floor_frames",
         "_frames_seen",
@@ -80,6 +91,8 @@ class VoiceActivityDetector:
         "_vad",
         "_voiced_run",
         "aggressiveness",
+        "echo_return_loss_db",
+        "echo_tail_ms",
         "floor_window_ms",
         "frame_ms",
         "frame_samples",
@@ -102,6 +115,8 @@ class VoiceActivityDetector:
         min_level_dbfs: float = -55.0,
         min_snr_db: float = 10.0,
         floor_window_ms: int = 1500,
+        echo_return_loss_db: float = 6.0,
+        echo_tail_ms: int = 300,
     ) -> None:
         """Create a detector in the silent state.
 
@@ -118,6 +133,10 @@ class VoiceActivityDetector:
                 voiced; 0 turns the check off.
             floor_window_ms: how far back the noise floor looks; longer than
                 the longest stretch of speech without a pause.
+            echo_return_loss_db: how far below the reference (what we sent) an
+                echo is assumed to come back; frames quieter than the reference
+                minus this are never voiced.
+            echo_tail_ms: how far back the echo guard looks at the reference.
 
         Raises:
             ValueError: a parameter the WebRTC VAD does not support, or out of range.
@@ -136,6 +155,8 @@ class VoiceActivityDetector:
                 raise ValueError(f"{name} must not be negative, not {value}")
         if floor_window_ms < frame_ms:
             raise ValueError(f"floor_window_ms must be at least one frame, not {floor_window_ms}")
+        if echo_tail_ms < frame_ms:
+            raise ValueError(f"echo_tail_ms must be at least one frame, not {echo_tail_ms}")
         self.rate_hz = rate_hz
         self.frame_ms = frame_ms
         self.frame_samples = rate_hz * frame_ms // 1000
@@ -148,6 +169,11 @@ class VoiceActivityDetector:
         self._start_frames = max(1, math.ceil(start_ms / frame_ms))
         self._end_frames = max(1, math.ceil(hangover_ms / frame_ms))
         self._floor_frames = floor_window_ms // frame_ms
+        self.echo_return_loss_db = echo_return_loss_db
+        self.echo_tail_ms = echo_tail_ms
+        self._echo_frames = max(1, echo_tail_ms // frame_ms)
+        # (frame index, level): decreasing levels, so the first is the tail's maximum.
+        self._echo_maxima: deque[tuple[int, float]] = deque()
         self._vad = webrtcvad.Vad(aggressiveness)
         self.is_speech = False
         # (frame index, level): increasing levels, so the first is the window's minimum.
@@ -157,6 +183,22 @@ class VoiceActivityDetector:
         self._unvoiced_run = 0
         self._run_start_s = 0.0
         self._last_voiced_end_s = 0.0
+
+    def tune(self, *, start_ms: int | None = None, hangover_ms: int | None = None) -> None:
+        """Change the start smoothing or the hangover mid-call (a flow's endpointing).
+
+        Raises:
+            ValueError: a negative duration.
+        """
+        for name, value in (("start_ms", start_ms), ("hangover_ms", hangover_ms)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must not be negative, not {value}")
+        if start_ms is not None:
+            self.start_ms = start_ms
+            self._start_frames = max(1, math.ceil(start_ms / self.frame_ms))
+        if hangover_ms is not None:
+            self.hangover_ms = hangover_ms
+            self._end_frames = max(1, math.ceil(hangover_ms / self.frame_ms))
 
     @property
     def noise_floor_dbfs(self) -> float | None:
@@ -202,13 +244,29 @@ class VoiceActivityDetector:
         self._voiced_run = self._unvoiced_run = 0
         return [VadEvent("speech_end", self._last_voiced_end_s)]
 
-    def _classify(self, frame: bytes | memoryview, level_db: float) -> bool:
+    def _classify(
+        self, frame: bytes | memoryview, level_db: float, reference_db: float = _BOTTOM_DBFS
+    ) -> bool:
         # Always feed the VAD, even when the level decides: its model adapts.
         voiced = bool(self._vad.is_speech(frame, self.rate_hz))
         floor = self.noise_floor_dbfs
         clear = self.min_snr_db <= 0 or (floor is not None and level_db - floor >= self.min_snr_db)
+        echo_db = self._update_echo(reference_db)
         self._update_floor(level_db)
-        return voiced and clear and level_db >= self.min_level_dbfs
+        above_echo = level_db > echo_db - self.echo_return_loss_db
+        return voiced and clear and above_echo and level_db >= self.min_level_dbfs
+
+    def _update_echo(self, reference_db: float) -> float:
+        # Sliding-window maximum, as the floor's minimum below; frame index is
+        # read before ``_update_floor`` advances it.
+        index = self._frames_seen
+        maxima = self._echo_maxima
+        while maxima and maxima[-1][1] <= reference_db:
+            maxima.pop()
+        maxima.append((index, reference_db))
+        while maxima[0][0] <= index - self._echo_frames:
+            maxima.popleft()
+        return maxima[0][1]
 
     def _update_floor(self, level_db: float) -> None:
         # Sliding-window minimum in O(1) amortised: drop louder frames that
@@ -262,6 +320,7 @@ def process_many(
     detectors: Sequence[VoiceActivityDetector],
     frames: NDArray[np.int16],
     timestamps_s: float | ArrayLike,
+    reference: NDArray[np.int16] | None = None,
 ) -> list[tuple[int, VadEvent]]:
     """Run one frame of every call through its detector, for the media tick.
 
@@ -272,6 +331,8 @@ def process_many(
         detectors: one per row of ``frames``, all taking frames of this size.
         frames: ``(calls, frame_samples)`` int16.
         timestamps_s: the frames' capture time: one for all rows, or one per row.
+        reference: what each call was last sent, same shape as ``frames``: the
+            echo guard's reference (see the module docstring); None for none.
 
     Returns:
         ``(row, event)`` for each event, in row order. Most ticks return nothing.
@@ -295,11 +356,22 @@ def process_many(
             )
     contiguous = np.ascontiguousarray(frames)
     levels_db = _levels_dbfs(contiguous).tolist()
+    if reference is not None:
+        if reference.shape != frames.shape or reference.dtype != np.int16:
+            raise ValueError(
+                f"the reference must match the frames' shape {frames.shape}, "
+                f"not {_describe(reference)}"
+            )
+        reference_db = _levels_dbfs(np.ascontiguousarray(reference)).tolist()
+    else:
+        reference_db = [_BOTTOM_DBFS] * calls
     raw = memoryview(contiguous.data).cast("B")  # the VAD wants bytes: 2 per sample
     size = 2 * samples
     events: list[tuple[int, VadEvent]] = []
     for row, detector in enumerate(detectors):
-        voiced = detector._classify(raw[row * size : (row + 1) * size], levels_db[row])
+        voiced = detector._classify(
+            raw[row * size : (row + 1) * size], levels_db[row], reference_db[row]
+        )
         event = detector._step(voiced, stamps[row])
         if event is not None:
             events.append((row, event))

@@ -73,6 +73,6 @@ def test_many_source_addresses_are_each_reported_right_while_the_cache_stays_bou
         for index, peer in enumerate(peers):
             peer.sendto(bytes([index]), ours.getsockname())
         got = []
-        assert batch.receive(lambda sid, data, addr, now: got.append((data, addr)), 0.0) == 5
+        assert batch.receive(lambda sid, data, addr, now, got=got: got.append((data, addr)), 0.0) == 5
         assert got == [(bytes([i]), p.getsockname()) for i, p in enumerate(peers)], round_
         assert len(batch._addresses) <= 2

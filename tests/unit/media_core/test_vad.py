@@ -273,3 +273,80 @@ def test_16khz_frames_are_accepted():
     detector = VoiceActivityDetector(rate_hz=16000, frame_ms=10)
     assert detector.frame_samples == 160
     assert detector.process(np.zeros(160, dtype=np.int16), 0.0) == []
+
+
+# ---------------------------------------------------------------- the echo guard
+
+
+def run_with_reference(
+    detector: VoiceActivityDetector, pcm: np.ndarray, reference: np.ndarray
+) -> list[VadEvent]:
+    """Feed frame by frame through ``process_many`` with what the leg was sent."""
+    size = detector.frame_samples
+    events: list[VadEvent] = []
+    for start in range(0, len(pcm) - size + 1, size):
+        rows = process_many(
+            [detector],
+            pcm[None, start : start + size],
+            start / 8000,
+            reference=reference[None, start : start + size],
+        )
+        events += [event for _, event in rows]
+    return events + detector.finish()
+
+
+def scaled(pcm: np.ndarray, gain_db: float) -> np.ndarray:
+    return np.clip(pcm.astype(np.float64) * 10 ** (gain_db / 20), -32768, 32767).astype(np.int16)
+
+
+def delayed(pcm: np.ndarray, delay_ms: int) -> np.ndarray:
+    shift = delay_ms * 8
+    return np.concatenate([np.zeros(shift, np.int16), pcm[: len(pcm) - shift]])
+
+
+@pytest.mark.parametrize("delay_ms", [20, 100, 250])
+def test_our_prompt_coming_back_10db_down_is_not_the_caller_speaking(delay_ms: int):
+    prompt = SPEECH  # what we send the caller
+    echo = scaled(delayed(prompt, delay_ms), -10.0)
+    assert run(VoiceActivityDetector(), echo), "without a reference the echo reads as speech"
+    assert run_with_reference(VoiceActivityDetector(), echo, prompt) == []
+
+
+def test_the_caller_talking_over_the_prompt_at_its_level_is_speech():
+    prompt = np.roll(SPEECH, 4000)  # our prompt, out of step with the caller
+    caller = SPEECH.astype(np.int32) + scaled(delayed(prompt, 100), -10.0)
+    caller = np.clip(caller, -32768, 32767).astype(np.int16)
+    events = run_with_reference(VoiceActivityDetector(), caller, prompt)
+    assert [e.kind for e in events][:1] == ["speech_start"]
+    start, _ = energy_truth(SPEECH)
+    assert abs(events[0].timestamp_s - start) < TOLERANCE_S
+
+
+def test_the_reference_is_forgotten_after_the_echo_tail():
+    # The prompt ends; the caller answers softly 400 ms later (past a 300 ms tail).
+    prompt = np.zeros_like(SPEECH)
+    prompt[:4800] = scaled(SPEECH[8000:12800], 6.0)
+    caller = scaled(SPEECH, -12.0)
+    events = run_with_reference(VoiceActivityDetector(echo_tail_ms=300), caller, prompt)
+    assert [e.kind for e in events] == ["speech_start", "speech_end"]
+
+
+def test_process_many_refuses_a_reference_of_another_shape():
+    with pytest.raises(ValueError, match="reference"):
+        process_many(
+            [VoiceActivityDetector()],
+            np.zeros((1, 160), np.int16),
+            0.0,
+            reference=np.zeros((1, 80), np.int16),
+        )
+
+
+def test_tune_changes_start_and_hangover_mid_call():
+    detector = VoiceActivityDetector(start_ms=60, hangover_ms=300)
+    detector.tune(start_ms=200, hangover_ms=500)
+    events = run(detector, SPEECH)
+    start, end = energy_truth(SPEECH)
+    assert [e.kind for e in events] == ["speech_start", "speech_end"]
+    assert abs(events[1].timestamp_s - end) < TOLERANCE_S
+    with pytest.raises(ValueError, match="hangover_ms"):
+        detector.tune(hangover_ms=-1)
