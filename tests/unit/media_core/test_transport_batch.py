@@ -72,7 +72,11 @@ def test_many_source_addresses_are_each_reported_right_while_the_cache_stays_bou
     for round_ in range(2):  # the second round finds some sources cached, some evicted
         for index, peer in enumerate(peers):
             peer.sendto(bytes([index]), ours.getsockname())
-        got = []
-        assert batch.receive(lambda sid, data, addr, now, got=got: got.append((data, addr)), 0.0) == 5
+        got: list[tuple[bytes, tuple[str, int]]] = []
+
+        def collect(sid, data, addr, now, got=got):
+            got.append((data, addr))
+
+        assert batch.receive(collect, 0.0) == 5
         assert got == [(bytes([i]), p.getsockname()) for i, p in enumerate(peers)], round_
         assert len(batch._addresses) <= 2
