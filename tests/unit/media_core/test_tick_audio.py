@@ -75,3 +75,13 @@ def test_tune_vad_sets_the_legs_endpointing_and_needs_a_vad():
     assert vad is not None and (vad.start_ms, vad.hangover_ms) == (100, 450)
     with pytest.raises(ValueError, match="vad=True"):
         tick.tune_vad(plain, hangover_ms=450)
+
+
+def test_set_source_changes_what_the_leg_hears_under_its_prompts():
+    tick = MediaTick(rng=random.Random(3))
+    leg = tick.add_stream("PCMU", 0, None, PEER)
+    silent = RtpPacket.parse(tick.tick(0.02)[0][1]).payload
+    tick.set_source(leg, SPEECHY)
+    music = RtpPacket.parse(tick.tick(0.04)[0][1]).payload
+    assert silent == bytes(g711.ulaw_encode(np.zeros(160, np.int16)))
+    assert music == bytes(g711.ulaw_encode(SPEECHY[:160]))
