@@ -1,10 +1,11 @@
-"""The ``hotline`` command line: ``hotline serve`` runs the server."""
+"""The ``hotline`` command line: ``hotline serve`` runs the server, ``hotline call`` calls it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import json
 import sys
 
 from hotline.config import Config, ConfigError, load_config, parse_port_range, validate
@@ -60,6 +61,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    call = commands.add_parser(
+        "call",
+        help="call a hotline: say something (TTS), play a WAV, press keys; print the outcome",
+        description=(
+            "Place a real SIP call, wait for each prompt to finish, then say each --say "
+            "text (TTS at telephone quality) or play each --wav file, then send --dtmf "
+            "keys. Prints what the IVR heard and decided as JSON."
+        ),
+    )
+    call.add_argument("target", metavar="URI", help="e.g. sip:hotline@127.0.0.1")
+    call.add_argument(
+        "--say", action="append", default=[], metavar="TEXT", help="words to say (repeatable)"
+    )
+    call.add_argument(
+        "--wav", action="append", default=[], metavar="FILE", help="audio to play (repeatable)"
+    )
+    call.add_argument("--dtmf", metavar="DIGITS", help="keys to press after speaking (RFC 4733)")
+    call.add_argument(
+        "--from", dest="from_number", default="anonymous", metavar="NUMBER", help="caller id"
+    )
+    call.add_argument(
+        "--voice",
+        choices=["hibari", "espeak-ng"],
+        default="hibari",
+        help="TTS voice for --say (default hibari)",
+    )
+    call.add_argument(
+        "--api",
+        metavar="URL",
+        help="the server's web API, for the outcome (default http://HOST:8080)",
+    )
+    call.add_argument(
+        "--barge-in", action="store_true", help="speak at once instead of after each prompt"
+    )
+    call.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="give up after (default 60)"
+    )
+    call.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default="warning"
+    )
     return parser
 
 
@@ -102,7 +143,37 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
         setup_logging(config.log_level)
         return _run_server(config)
+    if args.command == "call":
+        setup_logging(args.log_level)
+        return _run_call(args)
     return 2
+
+
+def _run_call(args: argparse.Namespace) -> int:
+    from hotline.caller import default_api_url, place_call, steps_from_args
+
+    try:
+        steps = steps_from_args(args.say, args.wav, args.dtmf, args.voice)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"hotline call: {exc}", file=sys.stderr)
+        return 2
+    api_url = args.api or default_api_url(args.target)
+    try:
+        result = asyncio.run(
+            place_call(
+                args.target,
+                steps,
+                from_number=args.from_number,
+                api_url=api_url,
+                barge_in=args.barge_in,
+                timeout_s=args.timeout,
+            )
+        )
+    except (ConnectionError, TimeoutError, OSError, ValueError) as exc:
+        print(json.dumps({"error": str(exc) or type(exc).__name__}))
+        return 1
+    print(json.dumps(result))
+    return 0
 
 
 def tune_gc() -> None:

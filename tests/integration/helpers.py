@@ -120,6 +120,7 @@ class HotlineProcess:
     drain_timeout_s: float | None = None
     log_level: str = "info"
     config_yaml: str | None = None
+    ivr: bool = False  # the speech IVR; off, a call hears the greeting tone and keys echo
     rtp_range_size: int = 200
     sip_port: int = 0
     http_port: int = 0
@@ -153,9 +154,12 @@ class HotlineProcess:
             args += ["--max-calls", str(self.max_calls)]
         if self.drain_timeout_s is not None:
             args += ["--drain-timeout", str(self.drain_timeout_s)]
-        if self.config_yaml is not None:
+        config_yaml = self.config_yaml or ""
+        if not self.ivr and "ivr:" not in config_yaml:
+            config_yaml += "\nivr:\n  enabled: false\n"
+        if config_yaml:
             config = self.workdir / "site.yaml"
-            config.write_text(self.config_yaml)
+            config.write_text(config_yaml)
             args += ["--config", str(config)]
         return args
 
