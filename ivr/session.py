@@ -393,8 +393,7 @@ class IvrSession:
             return self._decide(decision, step.on_intent, now)
         if step.confirm is None:
             return self._fail(step, "no_match", now)
-        self._pending = decision
-        self.outcome.intent, self.outcome.confidence = match.intent, match.confidence
+        self._pending = decision  # the outcome records it only once confirmed
         return self._enter(step.confirm, now)
 
     def _confirm_final(self, step: ConfirmStep, text: str, now: float) -> list[Action]:
