@@ -41,8 +41,11 @@ class Decoder(Protocol):
         """Begin an utterance under ``context``."""
 
     def accept(self, pcm: bytes) -> Hypothesis | None:
-        """Feed 8 kHz s16le audio; a partial when it changed, or a final when the
-        engine's own endpointer closed the utterance (then ``start`` again)."""
+        """Feed 8 kHz s16le audio; a partial when it changed, or a final.
+
+        A final here means the engine's own endpointer closed the utterance
+        (then ``start`` again).
+        """
 
     def finish(self) -> Hypothesis:
         """End the utterance now and return its final hypothesis."""

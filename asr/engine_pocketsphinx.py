@@ -1,0 +1,365 @@
+"""The embedded English recognizer: pocketsphinx 5 with the model in its wheel.
+
+Audio path: 8 kHz s16le -> ``media_core.resample.Resampler`` (8 -> 16 kHz,
+streaming; the en-us acoustic model is 16 kHz and ``samprate=8000`` fails) ->
+``Decoder.process_raw``. The resampler delays the signal by
+``delay_samples``; ``finish`` pushes that much silence through so the last
+word is not cut, and word times are shifted back by the delay.
+
+Search per ``RecognitionContext``:
+
+* ``grammar`` -> a JSGF grammar (closed set, ``grammar_jsgf``);
+* ``phrases`` -> a trigram LM built by ``language_model.build_arpa``;
+* neither -> the bundled general en-us LM (free decoding, poor on telephone
+  audio: ~42 % WER measured).
+
+Compiled LMs are cached per context in the engine (shared by every decoder
+of the process); each pocketsphinx decoder adds a context's search once and
+then only switches to it. Words missing from cmudict get phones from
+``pronounce`` (compound split, then espeak-ng) via ``add_word`` before the
+search is added; a word with no pronunciation is dropped with a warning.
+
+Confidence: with ``bestpath`` (on by default) pocketsphinx computes word
+posteriors on the lattice after ``end_utt``. ``Segment.prob`` in the Python
+binding is already ``logmath.exp`` of the log posterior, a probability in
+0..1, used as the word's confidence. The utterance's confidence is the mean
+of its words' (0 when nothing was recognized). Partials carry seg() words
+whose posteriors are not computed yet (pocketsphinx reports 1.0).
+
+CMN: the acoustic model's ``cmninit`` ("40,3,-1" in this wheel) is what
+telephone audio needs for the first utterance; ``cmn=live`` keeps the mean
+adapting across a call's utterances, and a decoder returned to the pool is
+reset to ``cmninit``. Holding the GIL throughout, this engine belongs in
+worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pocketsphinx  # type: ignore[import-untyped]
+
+from asr.engine import RATE_HZ, RecognitionContext
+from asr.grammar_jsgf import build_jsgf, grammar_words
+from asr.language_model import build_arpa, words_of
+from asr.pronounce import pronounce
+from asr.results import Hypothesis, Word
+from media_core.resample import Resampler
+
+__all__ = ["CMN_INIT", "PocketsphinxDecoder", "PocketsphinxEngine"]
+
+log = logging.getLogger(__name__)
+
+DECODER_RATE_HZ = 16000
+FRAMES_PER_S = 100  # pocketsphinx's frame rate (10 ms shift)
+# Telephone-band cepstral mean to start from (see the module docstring): the mean
+# live CMN settled on after hospital phrases over 8 kHz mu-law, rounded. The
+# wheel's "40,3,-1" got the first utterance of a call wrong ("i have a need").
+CMN_INIT = "45,20,-25,20,-10,-5,10,-5,10,-5,0,5,-5"
+_DEFAULT_SEARCH = "default"
+_CACHE_CONTEXTS = 64  # compiled contexts kept per engine (and searches per decoder)
+_MAX_VARIANTS = 9  # cmudict lists at most a handful of (n) variants
+
+
+def _is_filler(word: str) -> bool:
+    """Silence, noise and the FSG's null transitions: not words of the caller."""
+    return not word or word.startswith(("<", "[", "+", "("))
+
+
+def _read_dictionary(path: str) -> dict[str, str]:
+    """The cmudict entries as ``{"read": "R IY D", "read(2)": "R EH D", ...}``."""
+    lexicon: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            word, _, phones = line.strip().partition(" ")
+            if word and phones:
+                lexicon.setdefault(word, phones.strip())
+    return lexicon
+
+
+def _clean(word: str) -> str:
+    """``read(2)`` -> ``read``: drop the alternate-pronunciation marker."""
+    cut = word.find("(")
+    return word[:cut] if cut > 0 else word
+
+
+@dataclass(slots=True)
+class _Native:
+    """A pooled pocketsphinx decoder and the context searches added to it (oldest first)."""
+
+    decoder: pocketsphinx.Decoder
+    searches: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What a context compiles to, shared by every decoder of the engine."""
+
+    search: str  # search name inside a pocketsphinx decoder
+    words: dict[str, str]  # every word (and "word(2)" variant) -> phones, to add_word
+    jsgf: str | None  # grammar text, or None for an LM
+    lm: object | None  # pocketsphinx.NGramModel
+
+
+class PocketsphinxEngine:
+    """The loaded en-us model; makes decoders, pools them, caches contexts."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, model_dir: str | None = None, *, cmn_init: str = CMN_INIT) -> None:
+        """Point at a model directory (default: the one in the wheel).
+
+        Args:
+            model_dir: holds ``en-us/`` (acoustic model), ``en-us.lm.bin`` and
+                ``cmudict-en-us.dict``, like ``pocketsphinx.get_model_path()``.
+            cmn_init: initial cepstral mean.
+        """
+        root = model_dir or pocketsphinx.get_model_path()
+        self._hmm = os.path.join(root, "en-us", "en-us")
+        self._general_lm = os.path.join(root, "en-us", "en-us.lm.bin")
+        self._dict_path = os.path.join(root, "en-us", "cmudict-en-us.dict")
+        self._cmn_init = cmn_init
+        # Native decoders start from a one-word dictionary and get each context's
+        # words by add_word: adding a 30-phrase LM to a decoder holding all of
+        # cmudict (135k words) took 3-6 s, against 1 ms with a small dictionary.
+        self._lexicon = _read_dictionary(self._dict_path)
+        self._seed_dict = self._write_seed_dictionary()
+        self._free: list[_Native] = []
+        self._free_general: list[_Native] = []
+        self._contexts: OrderedDict[RecognitionContext, _Compiled] = OrderedDict()
+        self._serial = 0
+        self._prototype = self._new_native(general=False)  # fails fast on a bad model
+
+    def _write_seed_dictionary(self) -> str:
+        with tempfile.NamedTemporaryFile("w", suffix=".dict", delete=False) as handle:
+            handle.write(f"a {self._lexicon['a']}\n")
+        return handle.name
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.unlink(self._seed_dict)
+
+    def _new_native(self, *, general: bool) -> pocketsphinx.Decoder:
+        native = pocketsphinx.Decoder(
+            hmm=self._hmm,
+            dict=self._dict_path if general else self._seed_dict,
+            lm=self._general_lm if general else None,
+            cmn="live",
+            cmninit=self._cmn_init,
+            loglevel="FATAL",
+        )
+        return native
+
+    def lookup(self, word: str) -> str | None:
+        """The word's first pronunciation in cmudict, or ``None``."""
+        return self._lexicon.get(word)
+
+    def variants(self, word: str) -> list[tuple[str, str]]:
+        """``[(word, phones), (word(2), phones), ...]`` as cmudict lists them."""
+        found = []
+        for index in range(1, _MAX_VARIANTS + 1):
+            name = word if index == 1 else f"{word}({index})"
+            phones = self._lexicon.get(name)
+            if phones is None:
+                break
+            found.append((name, phones))
+        return found
+
+    def decoder(self) -> PocketsphinxDecoder:
+        """A decoder for one call (pooled native decoders when free)."""
+        return PocketsphinxDecoder(self)
+
+    def acquire(self, *, general: bool) -> _Native:
+        """A native decoder from the pool (``general``: full cmudict + en-us LM)."""
+        pool = self._free_general if general else self._free
+        return pool.pop() if pool else _Native(self._new_native(general=general))
+
+    def release(self, native: _Native, *, general: bool) -> None:
+        """Take a closed call's native decoder back into the pool."""
+        native.decoder.set_cmn(self._cmn_init)
+        (self._free_general if general else self._free).append(native)
+
+    def compile(self, context: RecognitionContext) -> _Compiled | None:
+        """The cached compiled form of ``context``; ``None`` means the default LM."""
+        cached = self._contexts.get(context)
+        if cached is not None:
+            self._contexts.move_to_end(context)
+            return cached
+        compiled = self._compile(context)
+        if compiled is not None:
+            self._contexts[context] = compiled
+            if len(self._contexts) > _CACHE_CONTEXTS:
+                self._contexts.popitem(last=False)
+        return compiled
+
+    def _compile(self, context: RecognitionContext) -> _Compiled | None:
+        if context.grammar is not None:
+            vocabulary = grammar_words(context.grammar)
+        else:
+            vocabulary = {w for phrase in context.phrases for w in words_of(phrase)}
+        if not vocabulary:
+            return None
+        added, dropped = self._pronunciations(vocabulary)
+        if dropped:
+            log.warning(
+                "context %r: no pronunciation for %s, dropped", context.name, sorted(dropped)
+            )
+        self._serial += 1
+        search = f"ctx{self._serial}"
+        if context.grammar is not None:
+            kept = [p for p in context.grammar if words_of(p) and not set(words_of(p)) & dropped]
+            if not kept:
+                return None
+            return _Compiled(search, added, build_jsgf(kept), None)
+        arpa = build_arpa(context.phrases)
+        with tempfile.NamedTemporaryFile("w", suffix=".arpa", delete=False) as handle:
+            handle.write(arpa)
+        try:
+            native = self._prototype
+            lm = pocketsphinx.NGramModel(native.config, native.logmath, handle.name)
+        finally:
+            os.unlink(handle.name)
+        return _Compiled(search, added, None, lm)
+
+    def _pronunciations(self, vocabulary: set[str]) -> tuple[dict[str, str], set[str]]:
+        """Every pronunciation the context's words need, and the words with none."""
+        entries: dict[str, str] = {}
+        dropped: set[str] = set()
+        for word in sorted(vocabulary):
+            known = self.variants(word)
+            if known:
+                entries.update(known)
+                continue
+            phones = pronounce(word, self.lookup)
+            if phones is None:
+                dropped.add(word)
+            else:
+                log.info("pronouncing out-of-dictionary %r as %s", word, phones)
+                entries[word] = phones
+        return entries, dropped
+
+
+class PocketsphinxDecoder:
+    """One call's pocketsphinx decoder; see the module docstring."""
+
+    def __init__(self, engine: PocketsphinxEngine) -> None:
+        self._engine = engine
+        self._small: _Native | None = None  # context searches
+        self._general: _Native | None = None  # free decoding, lazily
+        self._native: pocketsphinx.Decoder | None = None  # the utterance's
+        self._resampler = Resampler(RATE_HZ, DECODER_RATE_HZ)
+        self._delay_s = self._resampler.delay_samples / DECODER_RATE_HZ
+        self._closed = False
+        self._fed_samples = 0
+        self._last_partial = ""
+
+    def _live(self) -> pocketsphinx.Decoder:
+        if self._native is None:
+            raise RuntimeError("no utterance: call start first")
+        return self._native
+
+    def start(self, context: RecognitionContext) -> None:
+        """Begin an utterance (ending any unfinished one without a result)."""
+        if self._closed:
+            raise RuntimeError("decoder is closed")
+        if self._native is not None:
+            self._native.end_utt()
+            self._native = None
+        compiled = self._engine.compile(context)
+        if compiled is None:
+            if self._general is None:
+                self._general = self._engine.acquire(general=True)
+            native = self._general.decoder
+        else:
+            if self._small is None:
+                self._small = self._engine.acquire(general=False)
+            native = self._small.decoder
+            self._use(self._small, compiled)
+        self._resampler.reset()
+        self._fed_samples = 0
+        self._last_partial = ""
+        native.start_utt()
+        self._native = native
+
+    @staticmethod
+    def _use(pooled: _Native, compiled: _Compiled) -> None:
+        native, searches, search = pooled.decoder, pooled.searches, compiled.search
+        if search in searches:
+            searches.move_to_end(search)
+        else:
+            missing = [(w, p) for w, p in compiled.words.items() if native.lookup_word(w) is None]
+            for index, (word, phones) in enumerate(missing):
+                # Rebuilding the decoder's tables once, after the last word, is enough.
+                native.add_word(word, phones, index == len(missing) - 1)
+            if compiled.jsgf is not None:
+                native.add_jsgf_string(search, compiled.jsgf)
+            else:
+                native.add_lm(search, compiled.lm)
+            searches[search] = None
+            if len(searches) > _CACHE_CONTEXTS:
+                old, _ = searches.popitem(last=False)
+                native.remove_search(old)
+        native.activate_search(search)
+
+    def accept(self, pcm: bytes) -> Hypothesis | None:
+        """Feed 8 kHz s16le audio; a partial when the best text changed."""
+        native = self._live()
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+        self._fed_samples += len(samples)
+        native.process_raw(self._resampler.process(samples).tobytes(), False, False)
+        hyp = native.hyp()
+        text = "" if hyp is None else " ".join(self._words_of_text(hyp.hypstr))
+        if not text or text == self._last_partial:
+            return None
+        self._last_partial = text
+        return self._hypothesis(final=False)
+
+    def finish(self) -> Hypothesis:
+        """End the utterance and return its final hypothesis."""
+        native = self._live()
+        flush = np.zeros(-(-self._resampler.delay_samples // 2), dtype=np.int16)
+        native.process_raw(self._resampler.process(flush).tobytes(), False, False)
+        native.end_utt()
+        final = self._hypothesis(final=True)
+        self._native = None
+        return final
+
+    def close(self) -> None:
+        """Return the native decoders to the engine's pool."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._native is not None:
+            self._native.end_utt()
+            self._native = None
+        if self._small is not None:
+            self._engine.release(self._small, general=False)
+        if self._general is not None:
+            self._engine.release(self._general, general=True)
+        self._small = self._general = None
+
+    @staticmethod
+    def _words_of_text(text: str) -> list[str]:
+        return [_clean(w) for w in text.split() if not _is_filler(w)]
+
+    def _hypothesis(self, *, final: bool) -> Hypothesis:
+        native = self._live()
+        duration_s = self._fed_samples / RATE_HZ
+        words: list[Word] = []
+        for seg in native.seg():
+            if _is_filler(seg.word):
+                continue
+            start_s = min(max(seg.start_frame / FRAMES_PER_S - self._delay_s, 0.0), duration_s)
+            end_s = (seg.end_frame + 1) / FRAMES_PER_S - self._delay_s
+            end_s = min(max(end_s, start_s), duration_s)
+            confidence = min(max(float(seg.prob), 0.0), 1.0)
+            words.append(Word(_clean(seg.word), start_s, end_s, confidence))
+        confidence = sum(w.confidence for w in words) / len(words) if words else 0.0
+        text = " ".join(w.text for w in words)
+        return Hypothesis(text, tuple(words), confidence, final)
