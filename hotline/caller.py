@@ -177,9 +177,9 @@ async def place_call(
         deadline = loop.time() + timeout_s
         for step in steps:
             if not barge_in:
-                await _until_ivr_quiet(state, loop, deadline)
-            if state.ended.is_set():
-                break
+                await _until_ivr_quiet(state, loop, deadline, api_url, leg.call_id)
+            if state.ended.is_set() or await _decided(api_url, leg.call_id):
+                break  # a later step is an answer to a question that was not asked
             await _do_step(media, stream_id, step, state, loop, deadline)
         result.update(await _ivr_outcome(api_url, leg.call_id, state, loop, deadline))
         if not state.ended.is_set():
@@ -195,14 +195,25 @@ async def place_call(
 
 
 async def _until_ivr_quiet(
-    state: CallerState, loop: asyncio.AbstractEventLoop, deadline: float
+    state: CallerState,
+    loop: asyncio.AbstractEventLoop,
+    deadline: float,
+    api_url: str | None,
+    call_id: str,
 ) -> None:
-    """Wait until the IVR spoke (or gave up waiting for it) and then fell quiet."""
+    """Wait until the IVR spoke and then fell quiet, or decided.
+
+    Once it decided, what plays is hold music, not a question.
+    """
     first_wait_s = min(deadline - loop.time(), FIRST_PROMPT_WAIT_S)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(state.heard_ivr.wait(), max(first_wait_s, 0.0))
+    polls = 0
     while loop.time() < deadline and not state.ended.is_set():
         if not state.ivr_talking and loop.time() - state.last_ivr_sound_s >= QUIET_S:
+            return
+        polls += 1
+        if polls % 25 == 0 and await _decided(api_url, call_id):
             return
         await asyncio.sleep(0.02)
 
@@ -240,7 +251,11 @@ async def _ivr_outcome(
     loop: asyncio.AbstractEventLoop,
     deadline: float,
 ) -> dict[str, Any]:
-    """Poll the server's API until the IVR decided (or the call ended)."""
+    """Poll the server's API until the IVR decided, or the call ended.
+
+    Also stops when the IVR asked something more (it spoke and fell quiet)
+    that this caller has no answer for.
+    """
     if api_url is None:
         return {}
     url = f"{api_url.rstrip('/')}/api/calls/{urllib.request.quote(call_id, safe='')}/ivr"
@@ -251,10 +266,27 @@ async def _ivr_outcome(
             outcome = fetched
             if fetched.get("queue") or fetched.get("finished"):
                 break
-        if state.ended.is_set() and fetched is None:
+        if state.ended.is_set():
+            break
+        asked_again = state.heard_ivr.is_set() and not state.ivr_talking
+        if asked_again and loop.time() - state.last_ivr_sound_s >= QUIET_S:
+            outcome["waiting_for_caller"] = True
+            break
+        if loop.time() >= deadline:
             break
         await asyncio.sleep(0.05)
     return outcome
+
+
+async def _decided(api_url: str | None, call_id: str) -> bool:
+    if api_url is None:
+        return False
+    outcome = await asyncio.to_thread(_get_json, _outcome_url(api_url, call_id))
+    return bool(outcome and (outcome.get("queue") or outcome.get("finished")))
+
+
+def _outcome_url(api_url: str, call_id: str) -> str:
+    return f"{api_url.rstrip('/')}/api/calls/{urllib.request.quote(call_id, safe='')}/ivr"
 
 
 def _get_json(url: str) -> dict[str, Any] | None:

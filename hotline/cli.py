@@ -202,7 +202,9 @@ def _run_server(config: Config) -> int:
         server = HotlineServer(config)
         await server.start()
         tune_gc()
-        site = await run_health_site(config.http.host, config.http.port, server.status)
+        site = await run_health_site(
+            config.http.host, config.http.port, server.status, server.call_outcome
+        )
         try:
             await server.serve_forever()
         finally:

@@ -1,7 +1,12 @@
 """``hotline serve``: the SIP endpoint, the media engine and the call policy, wired.
 
-Inbound calls are answered with SDP from the offer/answer module and a tone
-from the media core. Agents register with digest auth; ``call_agent`` places the
+Inbound calls are answered with SDP from the offer/answer module and go into
+the speech IVR (``ivr.runner``): prompts, barge-in, streaming recognition and
+intent matching, until the flow transfers the call to a queue, where it waits
+with hold music for routing. Each call's IVR outcome is appended to
+``DATA_DIR/ivr/outcomes-DAY.jsonl`` and served at ``/api/calls/{id}/ivr``.
+With ``ivr.enabled: false`` a call hears the greeting tone instead (a media
+test line). Agents register with digest auth; ``call_agent`` places the
 outbound (UAC) leg to one of their registrations. Overload and drain are
 handled here: above ``sip.max_calls`` and while draining, a new INVITE gets 503
 with Retry-After and the calls already up are untouched.
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import signal
@@ -19,8 +25,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
+from asr.service import AsrService
 from hotline.config import Config, ConfigError
 from hotline.logs import call_log
+from ivr.actions import Hangup, Transfer
+from ivr.flow import Flow
+from ivr.outcome import IvrOutcome
+from ivr.prompts import PromptLibrary
+from ivr.runner import IvrCall, IvrRunner
+from ivr.session import IvrSession
+from ivr.source import FlowError
+from ivr.tts import EspeakSynthesizer, HibariSynthesizer, Synthesizer
 from media_core.media_events import DtmfReceived, MediaEvent, SpeechEnded, SpeechStarted
 from media_core.prompt import PromptCache
 from media_core.tone import tone_pcm
@@ -47,6 +65,8 @@ from sip.user_agent import UaConfig, UserAgent
 log = logging.getLogger("hotline.server")
 
 _RTP_BIND_ATTEMPTS = 8
+DEMO_FLOW = Path(__file__).parents[1] / "ivr" / "flows" / "hospital.yaml"
+HOLD_MUSIC_HZ = (392, 494, 587)  # a soft G-major arpeggio while a call waits in a queue
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +80,9 @@ class Call:
     recording_path: Path | None = None
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    inbound: bool = False
+    queue: str | None = None  # where the IVR sent it
+    priority: int = 0
 
 
 class HotlineServer:
@@ -88,6 +111,10 @@ class HotlineServer:
         self.endpoint = SipEndpoint(self.ua, self._on_event)
         low, high = config.media.rtp_port_range
         self.media = MediaEngine(low, high, on_event=self._on_media_event)
+        self.flow: Flow | None = None
+        self.asr: AsrService | None = None
+        self.ivr: IvrRunner | None = None
+        self.queued: dict[str, list[Call]] = {}  # queue -> waiting calls, until routing
         self.prompts = PromptCache()
         self.capabilities = MediaCapabilities.from_names(config.media.codecs)
         self.calls: dict[str, Call] = {}
@@ -97,14 +124,17 @@ class HotlineServer:
         self._no_calls = asyncio.Event()  # set when the last call ends
         # One second of a steady tone loops without a click at any whole-Hz frequency.
         self._greeting = tone_pcm(config.media.greeting_tone_hz, 1000)
+        self._hold_music = _hold_music()
         self._calls_by_stream: dict[int, Call] = {}
         self.recordings_dir = Path(config.data_dir) / "recordings"
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open the data directory, the media engine and the SIP transports."""
+        """Open the data directory, the IVR, the media engine and the SIP transports."""
         await asyncio.to_thread(Path(self.config.data_dir).mkdir, parents=True, exist_ok=True)
+        if self.config.ivr.enabled:
+            await self._start_ivr()
         prompt = self.config.media.greeting_prompt
         if prompt:
             # Decoded once here, so a bad file stops start-up rather than a call.
@@ -162,9 +192,57 @@ class HotlineServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_calls.wait(), timeout_s)
 
+    async def _start_ivr(self) -> None:
+        """Load the flow, start the recognizer workers and render every prompt once."""
+        ivr = self.config.ivr
+        path = Path(ivr.flow) if ivr.flow else DEMO_FLOW
+        try:
+            flow = await asyncio.to_thread(Flow.from_file, path)
+        except FlowError as exc:
+            raise ConfigError(exc.source, exc.line, exc.field_path, exc.problem) from None
+        asr = self.config.asr
+        self.asr = AsrService(asr.backend, model_path=asr.model_path, workers=asr.workers)
+        await self.asr.start()
+        synthesizer: Synthesizer = (
+            HibariSynthesizer() if ivr.tts == "hibari" else EspeakSynthesizer()
+        )
+        cache = Path(ivr.prompt_cache_dir or Path(self.config.data_dir) / "prompts")
+        prompts = PromptLibrary(cache, synthesizer, base_dir=path.parent)
+        started = time.monotonic()
+        await prompts.prewarm(flow.prompt_texts())
+        for file in flow.prompt_files():
+            await asyncio.to_thread(prompts.load_file, file)
+        log.info(
+            "IVR flow %r from %s: %d prompts ready in %.1f s, recognizer %s x%d",
+            flow.name,
+            path,
+            len(flow.prompt_texts()),
+            time.monotonic() - started,
+            asr.backend,
+            asr.workers,
+        )
+        self.flow = flow
+        self.ivr = IvrRunner(
+            lambda call_id: IvrSession(flow, None, call_id),
+            self.media.media_tick,
+            prompts,
+            self.asr,
+            on_transfer=self._on_transfer,
+            on_hangup=self._on_ivr_hangup,
+            on_outcome=self._store_outcome,
+            vad_start_ms=flow.barge_in.min_speech_ms,
+            vad_hangover_ms=flow.endpointing.speech_end_ms,
+        )
+        self.media.on_audio = self.ivr.on_audio
+        await self.ivr.start()
+
     async def stop(self) -> None:
         """Close everything; ``serve_forever`` returns."""
         self.endpoint.close()
+        if self.ivr is not None:
+            await self.ivr.close()
+        if self.asr is not None:
+            await self.asr.close()
         await self.media.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -185,7 +263,15 @@ class HotlineServer:
                 "recording_write_errors": self.media.write_errors,
             },
             "sip": dict(self.endpoint.stats) | dict(self.transactions.stats),
+            "ivr": {
+                "calls": len(self.ivr.calls) if self.ivr is not None else 0,
+                "queued": {queue: len(calls) for queue, calls in self.queued.items() if calls},
+            },
         }
+
+    def call_outcome(self, call_id: str) -> dict[str, object] | None:
+        """The IVR outcome of a call (live, or ended recently), for the API."""
+        return self.ivr.outcome(call_id) if self.ivr is not None else None
 
     # --------------------------------------------------------------- policy
 
@@ -232,7 +318,7 @@ class HotlineServer:
             clog.info("bad SDP offer: %s", exc.reason)
             self.endpoint.apply(self.ua.reject(leg, 488, now, reason=exc.reason))
             return
-        call = Call(leg)
+        call = Call(leg, inbound=True)
         self.calls[leg.leg_id] = call
         clog.debug("incoming call from %s via %s", request.headers.get("From"), event.source)
         self._spawn(self._answer(call, offer))
@@ -306,6 +392,7 @@ class HotlineServer:
         # Symmetric RTP may latch only to the SDP's address or the signalling peer's.
         hosts = {call.leg.peer.host} | ({remote[0]} if remote else set())
         call.opening = True
+        in_ivr = call.inbound and self.ivr is not None
         try:
             call.stream_id = await self.media.open_stream(
                 self._bind_host(),
@@ -313,8 +400,9 @@ class HotlineServer:
                 remote,
                 codec.name,
                 codec.payload_type,
-                self._greeting,
+                None if in_ivr else self._greeting,
                 latch_hosts=frozenset(hosts),
+                vad=in_ivr,
                 telephone_event_pt=telephone_event.payload_type if telephone_event else None,
                 # A peer without RFC 4733 sends its keys as tones in the audio.
                 inband_dtmf=telephone_event is None,
@@ -326,10 +414,65 @@ class HotlineServer:
             return False
         self._calls_by_stream[call.stream_id] = call
         self._start_recording(call)
+        if in_ivr:
+            assert self.ivr is not None
+            self.ivr.start_call(call.leg.call_id, call.stream_id)
+            return True
         prompt = self.config.media.greeting_prompt
         if prompt:
             self.media.media_tick.play(call.stream_id, self.prompts.load(prompt))
         return True
+
+    # ------------------------------------------------------------------ IVR
+
+    def _on_transfer(self, ivr_call: IvrCall, transfer: Transfer) -> None:
+        call = self._call_by_id(ivr_call.call_id)
+        if call is None or call.stream_id is None:
+            return
+        call.queue, call.priority = transfer.queue, transfer.priority
+        waiting = self.queued.setdefault(transfer.queue, [])
+        # Higher priority first; equal priority keeps arrival order.
+        position = next(
+            (i for i, other in enumerate(waiting) if other.priority < transfer.priority),
+            len(waiting),
+        )
+        waiting.insert(position, call)
+        call_log("hotline.server", call.leg.call_id).info(
+            "queued in %s at position %d (intent %s, priority %d)",
+            transfer.queue,
+            position + 1,
+            transfer.intent,
+            transfer.priority,
+        )
+        # The flow's transfer message is still playing; the music goes under it.
+        self.media.media_tick.set_source(call.stream_id, self._hold_music)
+
+    def _on_ivr_hangup(self, ivr_call: IvrCall, hangup: Hangup) -> None:
+        call = self._call_by_id(ivr_call.call_id)
+        if call is not None:
+            call_log("hotline.server", call.leg.call_id).info("IVR hangs up: %s", hangup.reason)
+            self.hangup(call)
+
+    def _store_outcome(self, outcome: IvrOutcome) -> None:
+        record = outcome.to_dict()
+        clog = call_log("hotline.server", outcome.call_id)
+        clog.info(
+            "IVR outcome: intent=%s queue=%s confidence=%.2f method=%s attempts=%d "
+            "decision_latency_ms=%s transcript=%r",
+            record.get("intent"),
+            record.get("queue"),
+            record.get("confidence") or 0.0,
+            record.get("method"),
+            record.get("attempts") or 0,
+            record.get("decision_latency_ms"),
+            " / ".join(record.get("transcript") or []),
+        )
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        path = Path(self.config.data_dir) / "ivr" / f"outcomes-{day}.jsonl"
+        self._spawn(asyncio.to_thread(_append_line, path, json.dumps(record)))
+
+    def _call_by_id(self, call_id: str) -> Call | None:
+        return next((c for c in self.calls.values() if c.leg.call_id == call_id), None)
 
     def _start_recording(self, call: Call) -> None:
         if not self.config.media.record_calls or call.stream_id is None:
@@ -341,6 +484,8 @@ class HotlineServer:
         call.recording_path = path
 
     def _on_media_event(self, event: MediaEvent) -> None:
+        if self.ivr is not None and self.ivr.on_media_event(event):
+            return
         call = self._calls_by_stream.get(event.stream_id)
         if call is None:
             return
@@ -362,6 +507,13 @@ class HotlineServer:
             clog.info("%s", ended)
         if call is None:
             return
+        if self.ivr is not None:
+            self.ivr.end_call(call.leg.call_id)
+        if call.queue is not None:
+            waiting = self.queued.get(call.queue, [])
+            if call in waiting:
+                waiting.remove(call)
+                clog.info("left queue %s (caller hung up)", call.queue)
         if call.stream_id is not None:
             self._calls_by_stream.pop(call.stream_id, None)
             s = self.media.stats(call.stream_id)
@@ -461,6 +613,12 @@ class HotlineServer:
             log.error("task failed", exc_info=task.exception())
 
 
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as file:
+        file.write(line + "\n")
+
+
 def _guess_address(bind_host: str) -> str:
     """The address peers should reach us at, when the config does not say."""
     if bind_host not in ("0.0.0.0", "::", ""):
@@ -474,3 +632,11 @@ def _guess_address(bind_host: str) -> str:
         return "127.0.0.1"
     finally:
         probe.close()
+
+
+def _hold_music() -> NDArray[np.int16]:
+    """Three soft notes and a rest, looped while a caller waits (peaks at -22 dBFS)."""
+    edges = np.arange(3200)
+    fade = np.minimum(1.0, np.minimum(edges, edges[::-1]) / 400)  # 50 ms in and out: no clicks
+    notes = [(tone_pcm(hz, 400, amplitude=0.08) * fade).astype(np.int16) for hz in HOLD_MUSIC_HZ]
+    return np.concatenate([*notes, np.zeros(4000, dtype=np.int16)])

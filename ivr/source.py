@@ -19,7 +19,8 @@ class FlowError(Exception):
 
     def __init__(self, source: str, line: int | None, field_path: str, problem: str) -> None:
         where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field_path}: {problem}" if field_path else f"{where}: {problem}")
+        message = f"{where}: {field_path}: {problem}" if field_path else f"{where}: {problem}"
+        super().__init__(message)
         self.source, self.line, self.field_path, self.problem = source, line, field_path, problem
 
 
@@ -56,7 +57,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, Lines]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise FlowError(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", exc)
+        raise FlowError(source, line, "", f"not valid YAML: {problem}") from None
     if node is None:
         raise FlowError(source, None, "", "the file is empty")
     data = _convert(node, "", lines)
@@ -70,7 +72,7 @@ def _convert(node: yaml.Node, path: str, lines: Lines) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(b"").construct_object(key_node)  # type: ignore[no-untyped-call]
+            key = yaml.SafeLoader(b"").construct_object(key_node)
             child = f"{path}.{key}" if path else str(key)
             lines.by_path[child] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, child, lines)
@@ -80,4 +82,4 @@ def _convert(node: yaml.Node, path: str, lines: Lines) -> Any:
             _convert(item, f"{path}.{i}" if path else str(i), lines)
             for i, item in enumerate(node.value)
         ]
-    return yaml.SafeLoader(b"").construct_object(node)  # type: ignore[no-untyped-call]
+    return yaml.SafeLoader(b"").construct_object(node)
