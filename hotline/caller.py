@@ -97,8 +97,11 @@ async def place_call(
     timeout_s: float = 60.0,
     local_host: str | None = None,
     rtp_ports: tuple[int, int] = (30000, 30999),
+    stay_s: float = 0.0,
 ) -> dict[str, Any]:
     """Call ``target``, run ``steps``, and return what happened (JSON-ready).
+
+    ``stay_s`` keeps the call up at least that long after the answer (to listen).
 
     Raises:
         ValueError: ``target`` is not a SIP URI.
@@ -181,7 +184,10 @@ async def place_call(
             if state.ended.is_set() or await _decided(api_url, leg.call_id):
                 break  # a later step is an answer to a question that was not asked
             await _do_step(media, stream_id, step, state, loop, deadline)
+        answered_at = deadline - timeout_s
         result.update(await _ivr_outcome(api_url, leg.call_id, state, loop, deadline))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.ended.wait(), answered_at + stay_s - loop.time())
         if not state.ended.is_set():
             endpoint.apply(ua.hangup(leg, endpoint.now))
             with contextlib.suppress(TimeoutError):
