@@ -231,17 +231,17 @@ class AsrService:
         log.error("asr: %s exited unexpectedly (%d sessions)", worker.name, len(worker.sessions))
         self._workers.remove(worker)
         orphans = [self._sessions[sid] for sid in worker.sessions if sid in self._sessions]
-        if never_ready and not self._workers:
-            replacement: Worker | None = None
+        if never_ready:
+            # It could not load its engine: a new one would fail the same way, forever.
+            log.error("asr: %s never loaded its engine; not restarting it", worker.name)
         else:
-            replacement = self._spawn()
-            self._workers.append(replacement)
+            self._workers.append(self._spawn())
             self._restarts += 1
         for session in orphans:
             log.error("[%s] asr: worker %s died; utterance lost", session.label, worker.name)
-            session._fail(session._utt)
-            if replacement is not None:
-                session._move_to(replacement)
+            session._fail_all()
+            if self._workers:
+                session._move_to(min(self._workers, key=lambda w: len(w.sessions)))
             else:
                 self._forget(session)
 
@@ -269,8 +269,9 @@ class AsrSession:
         self._service = service
         self._on_result = on_result
         self._utt = 0
-        self._active = False  # an utterance whose final has not been delivered
-        self._finished_at: float | None = None  # perf_counter at finish_utterance
+        self._active = False  # the current utterance takes audio (not finished yet)
+        # Finished utterances whose final is owed -> perf_counter at finish_utterance.
+        self._owed: dict[int, float] = {}
         self._pending: list[NDArray[np.int16]] = []
         self._pending_samples = 0
         self._closed = False
@@ -278,15 +279,16 @@ class AsrSession:
     def start_utterance(
         self, context: RecognitionContext, preroll: NDArray[np.int16] | None = None
     ) -> None:
-        """Begin a new utterance (superseding one in progress: its results are dropped).
+        """Begin a new utterance.
 
-        ``preroll`` is audio from before the start (the VAD's look-back), fed first.
+        An unfinished utterance in progress is superseded: its results are
+        dropped. A finished one still gets its final. ``preroll`` is audio from
+        before the start (the VAD's look-back), fed first.
         """
         if self._closed:
             raise RuntimeError(f"[{self.label}] session is closed")
         self._utt += 1
         self._active = True
-        self._finished_at = None
         self._pending.clear()
         self._pending_samples = 0
         self.worker.send(("start", self.sid, self._utt, context))
@@ -295,7 +297,7 @@ class AsrSession:
 
     def feed(self, pcm: NDArray[np.int16]) -> None:
         """Queue 8 kHz int16 mono audio of any length (dropped outside an utterance)."""
-        if not self._active or self._finished_at is not None:
+        if not self._active:
             return
         self._pending.append(pcm)
         self._pending_samples += len(pcm)
@@ -312,15 +314,17 @@ class AsrSession:
 
     def finish_utterance(self) -> None:
         """End the utterance; its final arrives later through ``on_result``."""
-        if not self._active or self._finished_at is not None:
+        if not self._active:
             return
         self._flush()
-        self._finished_at = time.perf_counter()
+        self._active = False
+        self._owed[self._utt] = time.perf_counter()
         self.worker.send(("finish", self.sid, self._utt))
 
     def cancel_utterance(self) -> None:
-        """Drop the current utterance: none of its results will reach ``on_result``."""
-        if not self._active:
+        """Drop the current utterance, finished or not: no more of its results arrive."""
+        finished = self._owed.pop(self._utt, None) is not None
+        if not self._active and not finished:
             return
         self._active = False
         self._pending.clear()
@@ -339,21 +343,34 @@ class AsrSession:
     # --- from the service, on the loop thread ---
 
     def _deliver(self, utt: int, hypothesis: Hypothesis) -> None:
-        if self._closed or not self._active or utt != self._utt:
-            return  # cancelled, superseded or already final
-        if hypothesis.final:
-            self._active = False
-            self._service._record_final(self._finished_at)
-        self._call(hypothesis)
+        if self._closed:
+            return
+        if hypothesis.final and utt in self._owed:
+            self._service._record_final(self._owed.pop(utt))
+            self._call(hypothesis)
+        elif utt == self._utt and (self._active or utt in self._owed):
+            if hypothesis.final:  # the engine's endpointer, before finish_utterance
+                self._active = False
+                self._service._record_final(None)
+            self._call(hypothesis)
+        # else: cancelled or superseded, or a partial of an earlier utterance
 
     def _fail(self, utt: int) -> None:
         """The utterance failed: an empty final so the IVR can reprompt."""
-        if self._closed or not self._active or utt != self._utt:
+        if self._closed:
             return
-        self._active = False
+        if utt == self._utt and self._active:
+            self._active = False
+        elif self._owed.pop(utt, None) is None:
+            return
         self._service._errors += 1
         self._service._record_final(None)
         self._call(_EMPTY_FINAL)
+
+    def _fail_all(self) -> None:
+        """Every utterance still owed a final fails (its worker died)."""
+        for utt in sorted({*self._owed, *([self._utt] if self._active else [])}):
+            self._fail(utt)
 
     def _move_to(self, worker: Worker) -> None:
         self.worker = worker

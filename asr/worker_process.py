@@ -114,6 +114,8 @@ class ProcessWorker(Worker):
                 break
             self._post(self._on_message, self, message)
         self._process.join(timeout=5)
+        if not self.stopping:
+            self.discard_inbox()
         self._post(self._on_exit, self)
 
     def stop(self, timeout_s: float) -> None:
@@ -129,8 +131,16 @@ class ProcessWorker(Worker):
             self._process.terminate()
             self._process.join(timeout_s)
         self._reader.join(timeout_s)
+        self.discard_inbox()
+
+    def discard_inbox(self) -> None:
+        """Drop what was queued for a process that is gone.
+
+        The queue's feeder thread would otherwise block forever writing a
+        backlog into a pipe that nobody reads, and ``close`` would wait for it.
+        """
+        self._inbox.cancel_join_thread()
         self._inbox.close()
-        self._inbox.join_thread()
 
 
 class ThreadWorker(Worker):

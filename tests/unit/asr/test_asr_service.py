@@ -80,6 +80,24 @@ async def test_cancel_and_supersede_drop_results(service, symptoms, yes_no, load
     assert [r.final for r in collector.results].count(True) == 1
 
 
+async def test_a_finished_utterance_keeps_its_final_when_the_next_starts(
+    service, symptoms, yes_no, load_wav: Callable
+):
+    finals: list[str] = []
+    session = service.open_session("call-back-to-back", lambda h: h.final and finals.append(h.text))
+    session.start_utterance(symptoms)
+    await speak(session, load_wav("en_refill"))
+    session.finish_utterance()
+    session.start_utterance(yes_no)  # listening again at once
+    await speak(session, load_wav("en_no"))
+    session.finish_utterance()
+    for _ in range(600):
+        if len(finals) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert finals == ["i need a refill", "no"]
+
+
 async def test_the_loop_stays_responsive_while_decoding(service, symptoms, load_wav: Callable):
     gaps: list[float] = []
     stop = asyncio.Event()
