@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/sip_cps.py --quick
 	$(PY) benchmarks/media_load.py --quick
 	$(PY) benchmarks/kernels.py --quick
+	$(PY) benchmarks/asr_ivr.py --quick
 
 clean:
 	rm -rf build *.egg-info media_core/*.so media_core/_*.c $(VENV)

@@ -96,7 +96,6 @@ async def place_call(
     barge_in: bool = False,
     timeout_s: float = 60.0,
     local_host: str | None = None,
-    rtp_ports: tuple[int, int] = (30000, 30999),
     stay_s: float = 0.0,
 ) -> dict[str, Any]:
     """Call ``target``, run ``steps``, and return what happened (JSON-ready).
@@ -139,7 +138,10 @@ async def place_call(
     )
     ua = UserAgent(UaConfig(local, 0, contact_user=from_number), TransactionLayer(), registration)
     endpoint = SipEndpoint(ua, on_sip)
-    media = MediaEngine(*rtp_ports, on_event=on_media)
+    # Many callers may share a process (tests, benchmarks): the kernel picks each
+    # one's RTP port pair rather than a shared range.
+    rtp_port = _free_rtp_port(local)
+    media = MediaEngine(rtp_port, rtp_port + 1, on_event=on_media)
     await endpoint.start(local, 0, udp=True, tcp=False)
     assert endpoint.udp is not None
     ua.config.port = endpoint.udp.local_port
@@ -302,6 +304,26 @@ def _get_json(url: str) -> dict[str, Any] | None:
     except (urllib.error.URLError, OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _free_rtp_port(host: str) -> int:
+    """An even port whose odd neighbour (RTCP, RFC 3550 §11) is free too, on ``host``."""
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if port % 2 or port >= 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp, socket.socket(
+                socket.AF_INET, socket.SOCK_DGRAM
+            ) as rtcp:
+                rtp.bind((host, port))
+                rtcp.bind((host, port + 1))
+        except OSError:
+            continue
+        return port
+    raise OSError("no free RTP port pair")
 
 
 def _route_to(host: str) -> str:

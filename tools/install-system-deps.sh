@@ -6,7 +6,7 @@ packages=(
   python3 python3-venv python3-dev build-essential   # the venv and Cython builds
   sip-tester baresip rtpengine-daemon                 # real SIP and media peers in tests and benchmarks
   sox                                                 # test audio
-  espeak-ng                                           # the fallback prompt voice, and a second test voice
+  espeak-ng flite                                     # the fallback prompt voice; test voices
 )
 missing=()
 for pkg in "${packages[@]}"; do
