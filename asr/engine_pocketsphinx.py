@@ -26,6 +26,13 @@ binding is already ``logmath.exp`` of the log posterior, a probability in
 of its words' (0 when nothing was recognized). Partials carry seg() words
 whose posteriors are not computed yet (pocketsphinx reports 1.0).
 
+N-best: a final hypothesis carries up to ``NBEST`` distinct runner-up texts
+from the lattice (``Decoder.nbest()``) in ``Hypothesis.alternatives``;
+``ivr.intents.IntentMatcher.match_best`` lets them vote when the best text
+matches no intent surely (telephone hibari audio: +2..4 calls in 53-74).
+``options`` passes pocketsphinx settings (beams, ``lw``...) through; the
+defaults are pocketsphinx's own (``lw`` 8 and 10 measured worse than 6.5).
+
 CMN: the acoustic model's ``cmninit`` ("40,3,-1" in this wheel) is what
 telephone audio needs for the first utterance; ``cmn=live`` keeps the mean
 adapting across a call's utterances, and a decoder returned to the pool is
@@ -40,7 +47,8 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pocketsphinx  # type: ignore[import-untyped]
@@ -63,6 +71,9 @@ FRAMES_PER_S = 100  # pocketsphinx's frame rate (10 ms shift)
 # wheel's "40,3,-1" got the first utterance of a call wrong ("i have a need").
 CMN_INIT = "45,20,-25,20,-10,-5,10,-5,10,-5,0,5,-5"
 _DEFAULT_SEARCH = "default"
+DECODER_OPTIONS: dict[str, object] = {}
+NBEST = 8  # alternatives a final hypothesis carries
+_NBEST_SCAN = 40  # n-best entries read to find them (many differ only in fillers)
 _CACHE_CONTEXTS = 64  # compiled contexts kept per engine (and searches per decoder)
 _MAX_VARIANTS = 9  # cmudict lists at most a handful of (n) variants
 
@@ -112,19 +123,32 @@ class PocketsphinxEngine:
 
     name = "pocketsphinx"
 
-    def __init__(self, model_dir: str | None = None, *, cmn_init: str = CMN_INIT) -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        *,
+        cmn_init: str = CMN_INIT,
+        options: Mapping[str, object] | None = None,
+        nbest: int = NBEST,
+    ) -> None:
         """Point at a model directory (default: the one in the wheel).
 
         Args:
             model_dir: holds ``en-us/`` (acoustic model), ``en-us.lm.bin`` and
                 ``cmudict-en-us.dict``, like ``pocketsphinx.get_model_path()``.
             cmn_init: initial cepstral mean.
+            options: pocketsphinx settings that replace ``DECODER_OPTIONS``'
+                (``{"beam": 1e-40}``); ``None`` values drop a setting.
+            nbest: how many alternative texts a final hypothesis carries (0: none).
         """
+        self.nbest = nbest
         root = model_dir or pocketsphinx.get_model_path()
         self._hmm = os.path.join(root, "en-us", "en-us")
         self._general_lm = os.path.join(root, "en-us", "en-us.lm.bin")
         self._dict_path = os.path.join(root, "en-us", "cmudict-en-us.dict")
         self._cmn_init = cmn_init
+        merged = {**DECODER_OPTIONS, **(options or {})}
+        self._options = {k: v for k, v in merged.items() if v is not None}
         # Native decoders start from a one-word dictionary and get each context's
         # words by add_word: adding a 30-phrase LM to a decoder holding all of
         # cmudict (135k words) took 3-6 s, against 1 ms with a small dictionary.
@@ -153,6 +177,7 @@ class PocketsphinxEngine:
             cmn="live",
             cmninit=self._cmn_init,
             loglevel="FATAL",
+            **self._options,
         )
         return native
 
@@ -327,8 +352,23 @@ class PocketsphinxDecoder:
         native.process_raw(self._resampler.process(flush).tobytes(), False, False)
         native.end_utt()
         final = self._hypothesis(final=True)
+        if self._engine.nbest > 0 and final.text:
+            final = replace(final, alternatives=self._alternatives(native, final.text))
         self._native = None
         return final
+
+    def _alternatives(self, native: pocketsphinx.Decoder, best: str) -> tuple[str, ...]:
+        """Up to ``engine.nbest`` distinct texts of the lattice's n-best after ``best``."""
+        seen = {best}
+        found: list[str] = []
+        for index, hyp in enumerate(native.nbest()):
+            if index >= _NBEST_SCAN or len(found) >= self._engine.nbest:
+                break
+            text = " ".join(self._words_of_text(hyp.hypstr))
+            if text and text not in seen:
+                seen.add(text)
+                found.append(text)
+        return tuple(found)
 
     def close(self) -> None:
         """Return the native decoders to the engine's pool."""

@@ -28,3 +28,4 @@ class Hypothesis:
     words: tuple[Word, ...]
     confidence: float  # 0..1, for the whole utterance
     final: bool
+    alternatives: tuple[str, ...] = ()  # a final's runner-up texts (n-best), best first

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from asr.results import Word
+from asr.results import Hypothesis, Word
 from ivr.source import Lines, load_yaml
 
 __all__ = ["IntentMatch", "IntentMatcher", "normalize", "stem"]
@@ -235,7 +235,11 @@ _DEFAULT_BREAKERS = ("but", "and", "although", "though", "however", "except", "y
 _EXTRA_CUE_BONUS = 0.05  # each further cue of the same intent adds a little certainty
 _MAX_RAW = 1.25
 _TIE_PENALTY = 0.6  # an exact tie with the runner-up keeps 40% of the strength
-_SENTENCES_PER_TEMPLATE = 400
+_SENTENCES_PER_TEMPLATE = 100
+_TEMPLATE_OFFSET = 37  # where template n starts walking its fillers: n * this
+_NBEST_DECAY = 0.7  # match_best: an alternative's vote weight per rank
+_NBEST_FLOOR = 0.3  # ... times the utterance confidence, at least this
+_NBEST_TRUST = 0.5  # match_best: a best text matched this surely needs no vote
 
 _TOP_KEYS = {"concepts", "intents", "rules", "templates", "extra_phrases", "negation"}
 _INTENT_KEYS = {"queue", "label", "priority", "kind", "cues"}
@@ -568,6 +572,42 @@ class IntentMatcher:
 
     # --- matching --------------------------------------------------------------------
 
+    def match_best(self, hypothesis: Hypothesis) -> IntentMatch:
+        """The intent of a recognizer's final, weighing its n-best ``alternatives`` too.
+
+        The best text (with its word confidences) and each alternative vote for the
+        intent they match, with their match confidence times a weight that falls
+        with rank (``_NBEST_DECAY ** rank``). The intent with the most votes wins;
+        the match returned is that of the best-ranked text voting for it, its
+        confidence scaled by the winner's share of all votes. Without
+        alternatives, or when the best text alone matches with confidence
+        ``_NBEST_TRUST`` or more, this is ``match(hypothesis.text, hypothesis.words)``.
+        """
+        first = self.match(hypothesis.text, hypothesis.words)
+        if not hypothesis.alternatives or (
+            first.intent is not None and first.confidence >= _NBEST_TRUST
+        ):
+            return first
+        votes: dict[str, float] = {}
+        chosen: dict[str, IntentMatch] = {}
+        if first.intent is not None:
+            votes[first.intent] = first.confidence
+            chosen[first.intent] = first
+        for rank, text in enumerate(hypothesis.alternatives, start=1):
+            other = self.match(text)
+            if other.intent is None:
+                continue
+            # Alternatives carry no word confidences: the utterance's stands in.
+            weight = _NBEST_DECAY**rank * max(hypothesis.confidence, _NBEST_FLOOR)
+            votes[other.intent] = votes.get(other.intent, 0.0) + weight * other.confidence
+            chosen.setdefault(other.intent, other)
+        if not votes:
+            return first
+        winner = max(votes, key=lambda name: (votes[name], name == first.intent))
+        picked = chosen[winner]
+        share = votes[winner] / sum(votes.values())
+        return replace(picked, confidence=round(picked.confidence * share, 4))
+
     def match(self, text: str, words: Sequence[Word] | None = None) -> IntentMatch:
         """The intent in ``text``; with ``words``, their ASR confidences weigh the evidence.
 
@@ -741,7 +781,7 @@ class IntentMatcher:
             slot: [p for concept in refs for p in self._concepts[concept]]
             for slot, refs in self._slots.items()
         }
-        for sentence in self._sentences:
+        for number, sentence in enumerate(self._sentences):
             slots = _SLOT_RE.findall(sentence)
             if not slots:
                 out[_clean(sentence)] = None
@@ -749,15 +789,18 @@ class IntentMatcher:
             lists = [fillers[slot] for slot in slots]
             count = min(_SENTENCES_PER_TEMPLATE, max(len(items) for items in lists))
             # Walk every list in step (with co-prime-ish strides) rather than their full
-            # product, which for two or three slots runs to hundreds of thousands.
-            for i in range(count):
+            # product, which for two or three slots runs to hundreds of thousands;
+            # each template starts elsewhere, so capped ones still share all fillers.
+            for i in range(number * _TEMPLATE_OFFSET, number * _TEMPLATE_OFFSET + count):
                 text = sentence
                 for k, (slot, items) in enumerate(zip(slots, lists, strict=True)):
                     text = text.replace("{" + slot + "}", items[(i * (k + 1)) % len(items)], 1)
                 for variant in _numbers_spelled(text, i):
-                    out[_clean(variant)] = None
+                    for spoken in _as_spoken(_clean(variant)):
+                        out[spoken] = None
         for phrase in self._extra:
-            out[_clean(phrase)] = None
+            for spoken in _as_spoken(_clean(phrase)):
+                out[spoken] = None
         heard = {w for sentence in out for w in normalize(sentence)}
         for phrases in self._concepts.values():
             for phrase in phrases:
@@ -776,6 +819,29 @@ def _numbers_spelled(text: str, i: int) -> list[str]:
     if NUMBER_KEY not in text:
         return [text]
     return [text.replace(NUMBER_KEY, _SPELLED[(i + k) % len(_SPELLED)]) for k in range(2)]
+
+
+# Written forms and how callers say them: the language model gets both, so the
+# recognizer hears "can't" as one word (not "can") and ``normalize`` expands it back.
+_CONTRACTIONS = (
+    ("can not", "can't"), ("do not", "don't"), ("does not", "doesn't"),
+    ("will not", "won't"), ("is not", "isn't"), ("are not", "aren't"),
+    ("i am", "i'm"), ("i have got", "i've got"), ("i have been", "i've been"),
+    ("i have had", "i've had"), ("it is", "it's"),
+    ("there is", "there's"), ("he is", "he's"), ("she is", "she's"),
+    ("that is", "that's"),
+)  # fmt: skip
+_CONTRACTION_RES = tuple(
+    (re.compile(rf"\b{re.escape(full)}\b"), short) for full, short in _CONTRACTIONS
+)
+
+
+def _as_spoken(sentence: str) -> list[str]:
+    """``sentence`` and, when it has any, its contracted form ("i can't breathe")."""
+    spoken = sentence
+    for pattern, short in _CONTRACTION_RES:
+        spoken = pattern.sub(short, spoken)
+    return [sentence] if spoken == sentence else [sentence, spoken]
 
 
 def _clean(sentence: str) -> str:

@@ -28,7 +28,7 @@ class CorpusItem:
     """One utterance in one voice."""
 
     path: Path
-    voice: str  # the folder: "hibari-heart" or "espeak-en-us"
+    voice: str  # the folder: "hibari-heart", "espeak-en-us" or "flite-rms"
     text: str
     intent: str
 

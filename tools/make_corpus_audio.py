@@ -1,4 +1,4 @@
-"""Speak the development utterances in two voices at telephone quality: test fixtures.
+"""Speak the development utterances in three voices at telephone quality: test fixtures.
 
 Reads ``tests/data/corpus/utterances_dev.tsv`` (``text<TAB>intent``, a header
 line) and writes, for each utterance ``NN`` (01, 02, ... in file order):
@@ -7,6 +7,8 @@ line) and writes, for each utterance ``NN`` (01, 02, ... in file order):
 - ``tests/data/corpus/espeak-en-us/NN.wav``: espeak-ng en-us, its speed and
   pitch stepped through three values each from one utterance to the next, so the
   robotic voice is not one fixed voice;
+- ``tests/data/corpus/flite-rms/NN.wav``: Debian flite 2.x, voice "rms" (a
+  diphone-free clustergen male voice, unlike hibari's neural one);
 
 each as ``ivr.tts.telephone_quality`` makes it (8 kHz, -18 dBFS speech level,
 trimmed, G.711 µ-law round trip) with 0.2 s of silence before and 0.3 s after,
@@ -18,14 +20,21 @@ The fixtures are committed, not made at test time: another hibari or espeak-ng
 version changes the audio. Run from the repository root:
 
     .venv/bin/python tools/make_corpus_audio.py
+
+``--utterances FILE --out DIR --voices hibari-heart,flite-rms`` speaks another
+text set (the held-out ``tests/data/intents_heldout.tsv``) into another folder,
+for measuring without committing the audio.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +45,9 @@ from ivr.tts import (
     TELEPHONE_RATE_HZ,
     EspeakSynthesizer,
     HibariSynthesizer,
+    SynthesisError,
     Synthesizer,
+    parse_wav,
     telephone_quality,
 )
 from media_core import g711
@@ -50,16 +61,49 @@ ESPEAK_PITCHES = (38, 50, 62)
 _WAVE_FORMAT_MULAW = 7
 
 
-def voices(index: int, hibari: HibariSynthesizer) -> dict[str, Synthesizer]:
-    """The two voices for utterance ``index`` (0-based), by folder name."""
-    return {
-        "hibari-heart": hibari,
-        "espeak-en-us": EspeakSynthesizer(
-            "en-us",
-            rate_wpm=ESPEAK_RATES_WPM[index % 3],
-            pitch=ESPEAK_PITCHES[index // 3 % 3],
-        ),
-    }
+class FliteSynthesizer:
+    """The ``flite`` program (Debian's, voices kal awb rms slt), 16 kHz int16."""
+
+    def __init__(self, voice: str = "rms", executable: str = "flite") -> None:
+        self.voice = voice
+        self.executable = executable
+
+    @property
+    def name(self) -> str:
+        """``flite:<voice>``."""
+        return f"flite:{self.voice}"
+
+    def synthesize(self, text: str) -> tuple[NDArray[np.int16], int]:
+        """Speak ``text``; flite writes a WAV file, read back here."""
+        program = shutil.which(self.executable)
+        if program is None:
+            raise SynthesisError(f"{self.executable} is not installed")
+        with tempfile.TemporaryDirectory() as folder:
+            wav = Path(folder) / "out.wav"
+            subprocess.run(
+                [program, "-voice", self.voice, "-t", text, "-o", str(wav)],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+            return parse_wav(wav.read_bytes())
+
+
+VOICES = ("hibari-heart", "espeak-en-us", "flite-rms")
+
+
+def voices(index: int, hibari: HibariSynthesizer | None) -> dict[str, Synthesizer]:
+    """The voices for utterance ``index`` (0-based), by folder name."""
+    found: dict[str, Synthesizer] = {}
+    if hibari is not None:
+        found["hibari-heart"] = hibari
+    found["espeak-en-us"] = EspeakSynthesizer(
+        "en-us",
+        rate_wpm=ESPEAK_RATES_WPM[index % 3],
+        pitch=ESPEAK_PITCHES[index // 3 % 3],
+    )
+    found["flite-rms"] = FliteSynthesizer("rms")
+    return found
 
 
 def ulaw_wav(pcm: NDArray[np.int16], rate_hz: int) -> bytes:
@@ -80,19 +124,40 @@ def main(argv: list[str] | None = None) -> int:
     """Write the corpus audio and manifest."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CORPUS_DIR, help="corpus folder")
+    parser.add_argument(
+        "--utterances", type=Path, default=None, help="text<TAB>intent file (default: dev)"
+    )
+    parser.add_argument("--voices", default=",".join(VOICES), help="comma-separated folders")
     args = parser.parse_args(argv)
     out: Path = args.out
-    with (out / "utterances_dev.tsv").open(encoding="utf-8", newline="") as f:
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = [v for v in args.voices.split(",") if v]
+    unknown = set(wanted) - set(VOICES)
+    if unknown:
+        parser.error(f"unknown voices {sorted(unknown)}; known: {', '.join(VOICES)}")
+    source = args.utterances or out / "utterances_dev.tsv"
+    with source.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    hibari = HibariSynthesizer("heart")  # one model load for every utterance
-    hibari.load()  # before the clock starts: the RTF printed is synthesis only
-    manifest: list[list[str]] = [["file", "voice", "text", "intent", "duration_s", "engine"]]
+    hibari = None
+    if "hibari-heart" in wanted:
+        hibari = HibariSynthesizer("heart")  # one model load for every utterance
+        hibari.load()  # before the clock starts: the RTF printed is synthesis only
+    header = ["file", "voice", "text", "intent", "duration_s", "engine"]
+    # Rows of voices not spoken this time stay as they are (their audio is kept).
+    made: dict[str, list[str]] = {}
+    if (out / "manifest.tsv").exists():
+        with (out / "manifest.tsv").open(encoding="utf-8", newline="") as f:
+            for old in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if old["voice"] not in wanted:
+                    made[old["file"]] = [old[k] for k in header]
     spent_s: dict[str, float] = {}
     spoken_s: dict[str, float] = {}
     lead = np.zeros(round(LEAD_S * TELEPHONE_RATE_HZ), dtype=np.int16)
     tail = np.zeros(round(TAIL_S * TELEPHONE_RATE_HZ), dtype=np.int16)
     for index, row in enumerate(rows):
         for voice, synthesizer in voices(index, hibari).items():
+            if voice not in wanted:
+                continue
             started = time.perf_counter()
             samples, rate_hz = synthesizer.synthesize(row["text"])
             spent_s[voice] = spent_s.get(voice, 0.0) + time.perf_counter() - started
@@ -103,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             (out / voice).mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(ulaw_wav(pcm, TELEPHONE_RATE_HZ))
             duration_s = len(pcm) / TELEPHONE_RATE_HZ
-            manifest.append(
-                [name, voice, row["text"], row["intent"], f"{duration_s:.3f}", synthesizer.name]
-            )
+            made[name] = [
+                name, voice, row["text"], row["intent"], f"{duration_s:.3f}", synthesizer.name
+            ]
+
+    def order(row: list[str]) -> tuple[str, int]:
+        voice, number = row[0].split("/")
+        return number, VOICES.index(voice) if voice in VOICES else len(VOICES)
+
+    manifest = [header, *sorted(made.values(), key=order)]
     with (out / "manifest.tsv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n").writerows(
             manifest
