@@ -230,8 +230,6 @@ class HotlineServer:
             on_transfer=self._on_transfer,
             on_hangup=self._on_ivr_hangup,
             on_outcome=self._store_outcome,
-            vad_start_ms=flow.barge_in.min_speech_ms,
-            vad_hangover_ms=flow.endpointing.speech_end_ms,
         )
         self.media.on_audio = self.ivr.on_audio
         await self.ivr.start()

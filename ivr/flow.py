@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from asr.results import Word
+from asr.results import Hypothesis, Word
 from ivr.actions import Prompt
 from ivr.source import FlowError, Lines, load_yaml
 
@@ -112,6 +112,9 @@ class IntentSource(Protocol):
 
     def match(self, text: str, words: tuple[Word, ...] | None = None) -> IntentMatchLike:
         """The best intent for ``text`` (``intent`` is ``None`` when nothing fits)."""
+
+    def match_best(self, hypothesis: Hypothesis) -> IntentMatchLike:
+        """The best intent of a recognizer's final, its n-best alternatives included."""
 
     def phrases(self) -> tuple[str, ...]:
         """Sentences for the recognizer's language model."""

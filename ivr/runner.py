@@ -93,8 +93,6 @@ class IvrRunner:
         on_hangup: Callable[[IvrCall, Hangup], None],
         on_outcome: Callable[[IvrOutcome], None] | None = None,
         clock: Callable[[], float] | None = None,
-        vad_start_ms: int = 100,
-        vad_hangover_ms: int = 300,
     ) -> None:
         """Wire the runner; nothing runs until ``start``.
 
@@ -107,8 +105,6 @@ class IvrRunner:
             on_hangup: the flow ended the call.
             on_outcome: receives each call's outcome when its session finishes.
             clock: the media clock (the loop's time by default).
-            vad_start_ms: speech a caller needs to start a turn (barge-in's minimum).
-            vad_hangover_ms: silence that ends a turn (the flow's endpointing).
         """
         self._new_session = new_session
         self.media = media
@@ -118,8 +114,6 @@ class IvrRunner:
         self.on_hangup = on_hangup
         self.on_outcome = on_outcome
         self._clock = clock
-        self.vad_start_ms = vad_start_ms
-        self.vad_hangover_ms = vad_hangover_ms
         self.calls: dict[str, IvrCall] = {}
         self._by_stream: dict[int, IvrCall] = {}
         self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -160,8 +154,13 @@ class IvrRunner:
         )
         self.calls[call_id] = call
         self._by_stream[stream_id] = call
+        # The flow's endpointing: speech shorter than barge-in's minimum starts no
+        # turn (a cough, a click), and its end-of-speech silence ends one.
+        flow = call.session.flow
         self.media.tune_vad(
-            stream_id, start_ms=self.vad_start_ms, hangover_ms=self.vad_hangover_ms
+            stream_id,
+            start_ms=flow.barge_in.min_speech_ms,
+            hangover_ms=flow.endpointing.speech_end_ms,
         )
         self.media.stream_audio(stream_id)
         self._run(call, call.session.start(self.now()))
@@ -316,6 +315,8 @@ class IvrRunner:
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+            else:
+                await asyncio.sleep(0)  # never starve the loop, whatever a session says
             now = self.now()
             for call in list(self.calls.values()):
                 deadline = call.session.next_deadline

@@ -372,7 +372,7 @@ class IvrSession:
     ) -> list[Action]:
         if not text:
             return self._fail(step, "no_match", now)
-        match = self.matcher.match(hyp.text, hyp.words)
+        match = self.matcher.match_best(hyp)
         self._event(now, "match", f"{match.intent} {match.confidence:.2f}")
         emergency = self.flow.emergency
         if match.intent is not None and emergency and match.intent in emergency.intents:
@@ -410,7 +410,7 @@ class IvrSession:
         if not text:
             return self._fail(step, "no_match", now)
         emergency = self.flow.emergency
-        match = self.matcher.match(hyp.text, hyp.words)
+        match = self.matcher.match_best(hyp)
         self._event(now, "match", f"{match.intent} {match.confidence:.2f}")
         if match.intent is not None and emergency and match.intent in emergency.intents:
             return self._emergency(match.intent, match.label, match.queue, match.priority,

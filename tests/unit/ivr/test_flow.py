@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from asr.results import Word
+from asr.results import Hypothesis, Word
 from ivr.flow import (
     ConfirmStep,
     Flow,
@@ -68,6 +68,9 @@ class KeywordMatcher:
                     f"keyword {hit!r}", intent["label"],
                 )  # fmt: skip
         return KeywordMatch(None, None, 0.0, 0, "no keyword", "")
+
+    def match_best(self, hypothesis: Hypothesis) -> KeywordMatch:
+        return self.match(hypothesis.text, hypothesis.words)
 
     def phrases(self) -> tuple[str, ...]:
         return tuple(f"my {k}" for i in self._intents.values() for k in i["keywords"])
