@@ -240,6 +240,7 @@ _TEMPLATE_OFFSET = 37  # where template n starts walking its fillers: n * this
 _NBEST_DECAY = 0.7  # match_best: an alternative's vote weight per rank
 _NBEST_FLOOR = 0.3  # ... times the utterance confidence, at least this
 _NBEST_TRUST = 0.5  # match_best: a best text matched this surely needs no vote
+_NBEST_OVERRULE = 2.0  # ... and alternatives overrule its intent only with this many times its vote
 
 _TOP_KEYS = {"concepts", "intents", "rules", "templates", "extra_phrases", "negation"}
 _INTENT_KEYS = {"queue", "label", "priority", "kind", "cues"}
@@ -590,20 +591,25 @@ class IntentMatcher:
             return first
         votes: dict[str, float] = {}
         chosen: dict[str, IntentMatch] = {}
+        utterance_weight = max(hypothesis.confidence, _NBEST_FLOOR)
         if first.intent is not None:
-            votes[first.intent] = first.confidence
+            # On the alternatives' scale (text only): word posteriors of a telephone
+            # call run low even when every word is right.
+            votes[first.intent] = utterance_weight * self.match(hypothesis.text).confidence
             chosen[first.intent] = first
         for rank, text in enumerate(hypothesis.alternatives, start=1):
             other = self.match(text)
             if other.intent is None:
                 continue
             # Alternatives carry no word confidences: the utterance's stands in.
-            weight = _NBEST_DECAY**rank * max(hypothesis.confidence, _NBEST_FLOOR)
+            weight = _NBEST_DECAY**rank * utterance_weight
             votes[other.intent] = votes.get(other.intent, 0.0) + weight * other.confidence
             chosen.setdefault(other.intent, other)
         if not votes:
             return first
         winner = max(votes, key=lambda name: (votes[name], name == first.intent))
+        if first.intent is not None and votes[winner] < _NBEST_OVERRULE * votes[first.intent]:
+            winner = first.intent  # near-duplicate alternatives must not outvote the best
         picked = chosen[winner]
         share = votes[winner] / sum(votes.values())
         return replace(picked, confidence=round(picked.confidence * share, 4))

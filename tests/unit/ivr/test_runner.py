@@ -72,7 +72,9 @@ class ScriptedRecognizer:
         self.scripts = list(scripts)
         self.sessions: list[ScriptedSession] = []
 
-    def open_session(self, label: str, on_result: Callable[[Hypothesis], None]) -> ScriptedSession:
+    def open_session(
+        self, label: str, on_result: Callable[[Hypothesis], None]
+    ) -> ScriptedSession:
         session = ScriptedSession(self.scripts.pop(0), on_result)
         self.sessions.append(session)
         return session
@@ -168,7 +170,8 @@ async def test_speech_barges_in_feeds_the_recognizer_with_preroll_and_routes(flo
 async def test_key_0_reaches_the_operator_during_the_greeting(flow, prompts):
     h = Harness(flow, prompts, [])
     h.start()
-    h.runner.on_media_event(DtmfReceived(h.stream, DtmfDigit("0", None, 100, 100.0, 100.1), "rfc4733"))
+    key = DtmfDigit("0", None, 100, 100.0, 100.1)
+    h.runner.on_media_event(DtmfReceived(h.stream, key, "rfc4733"))
     assert h.runner.outcome("call-1")["queue"] == "operator"
     h.runner.on_media_event(PromptFinished(h.stream))  # "Connecting you to an operator."
     assert [t.queue for t in h.transfers] == ["operator"]
