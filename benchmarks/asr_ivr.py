@@ -42,9 +42,8 @@ sys.path.insert(0, str(REPO))
 from asr.engine import RecognitionContext  # noqa: E402
 from asr.results import Hypothesis  # noqa: E402
 from asr.service import AsrService  # noqa: E402
-from hotline.caller import Step, place_call  # noqa: E402
+from hotline.caller import Step, place_call, steps_from_args  # noqa: E402
 from ivr.intents import IntentMatcher  # noqa: E402
-from ivr.tts import HibariSynthesizer, telephone_quality  # noqa: E402
 from tests.corpus import load_corpus, read_wav_8k  # noqa: E402
 from tests.integration.helpers import HotlineProcess  # noqa: E402
 
@@ -61,15 +60,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_calls(server: HotlineProcess, items: list[Any], concurrency: int) -> list[dict]:
-    pcm, rate = HibariSynthesizer().synthesize("yes")
-    yes = telephone_quality(pcm, rate, trim=True)
+    (yes,) = steps_from_args(["yes"], [], None, "hibari")
     gate = asyncio.Semaphore(concurrency)
     target = f"sip:hotline@127.0.0.1:{server.sip_port}"
     api = f"http://127.0.0.1:{server.http_port}"
 
     async def one(item: Any) -> dict[str, Any]:
         async with gate:
-            steps = [Step(audio=read_wav_8k(item.path), label=item.text), Step(audio=yes)]
+            steps = [Step(audio=read_wav_8k(item.path), label=item.text), yes]
             try:
                 result = await place_call(target, steps, api_url=api, timeout_s=60.0)
             except (ConnectionError, TimeoutError, OSError) as exc:

@@ -74,9 +74,9 @@ def steps_from_args(
     """The caller's script: every ``--say`` and ``--wav``, in order, then the keys."""
     steps: list[Step] = []
     if say:
-        from ivr.tts import EspeakSynthesizer, HibariSynthesizer, Synthesizer, telephone_quality
+        from ivr.tts import synthesizer_named, telephone_quality
 
-        synthesizer: Synthesizer = HibariSynthesizer() if tts == "hibari" else EspeakSynthesizer()
+        synthesizer = synthesizer_named(tts)
         for text in say:
             pcm, rate_hz = synthesizer.synthesize(text)
             steps.append(Step(audio=telephone_quality(pcm, rate_hz, trim=True), label=text))

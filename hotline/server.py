@@ -38,7 +38,7 @@ from ivr.prompts import PromptLibrary
 from ivr.runner import IvrCall, IvrRunner
 from ivr.session import IvrSession
 from ivr.source import FlowError
-from ivr.tts import EspeakSynthesizer, HibariSynthesizer, Synthesizer
+from ivr.tts import synthesizer_named
 from media_core.media_events import DtmfReceived, MediaEvent, SpeechEnded, SpeechStarted
 from media_core.prompt import PromptCache
 from media_core.tone import tone_pcm
@@ -203,11 +203,8 @@ class HotlineServer:
         asr = self.config.asr
         self.asr = AsrService(asr.backend, model_path=asr.model_path, workers=asr.workers)
         await self.asr.start()
-        synthesizer: Synthesizer = (
-            HibariSynthesizer() if ivr.tts == "hibari" else EspeakSynthesizer()
-        )
         cache = Path(ivr.prompt_cache_dir or Path(self.config.data_dir) / "prompts")
-        prompts = PromptLibrary(cache, synthesizer, base_dir=path.parent)
+        prompts = PromptLibrary(cache, synthesizer_named(ivr.tts), base_dir=path.parent)
         started = time.monotonic()
         await prompts.prewarm(flow.prompt_texts())
         for file in flow.prompt_files():
@@ -476,7 +473,7 @@ class HotlineServer:
         if not self.config.media.record_calls or call.stream_id is None:
             return
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in call.leg.call_id)
+        name = recording_name(call.leg.call_id)
         path = self.recordings_dir / day / f"{name}.{self.config.media.recording_format}"
         self.media.record(call.stream_id, path, started_at=time.time())
         call.recording_path = path
@@ -609,6 +606,11 @@ class HotlineServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("task failed", exc_info=task.exception())
+
+
+def recording_name(call_id: str) -> str:
+    """A call's recording file name (no suffix): its Call-ID, safe as a file name."""
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in call_id)
 
 
 def _append_line(path: Path, line: str) -> None:

@@ -207,7 +207,7 @@ class IvrRunner:
 
     def on_audio(self, stream_ids: list[int], frames: NDArray[np.int16]) -> None:
         """One tick's received frames of the tapped legs (``MediaEngine.on_audio``)."""
-        frame_start_s = self.now() - frames.shape[1] / 8000
+        frame_start_s = self.now() - frames.shape[1] / self.media.rate_hz
         for row, stream_id in enumerate(stream_ids):
             call = self._by_stream.get(stream_id)
             if call is None:

@@ -23,7 +23,9 @@ import math
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 import numpy as np
@@ -289,6 +291,64 @@ class EspeakSynthesizer:
             return parse_wav(done.stdout)
         except ValueError as exc:
             raise SynthesisError(f"{self.executable} wrote no usable WAV: {exc}") from None
+
+
+class FliteSynthesizer:
+    """The ``flite`` program (Debian's; voices kal, awb, rms, slt): 16 kHz int16.
+
+    A second natural-sounding English voice beside hibari's, for test callers.
+    """
+
+    __slots__ = ("executable", "timeout_s", "voice")
+
+    def __init__(
+        self, voice: str = "rms", *, executable: str = "flite", timeout_s: float = 30.0
+    ) -> None:
+        """Describe the voice; nothing runs yet."""
+        self.voice = voice
+        self.executable = executable
+        self.timeout_s = timeout_s
+
+    @property
+    def name(self) -> str:
+        """``flite:<voice>``."""
+        return f"flite:{self.voice}"
+
+    def synthesize(self, text: str) -> tuple[Pcm, int]:
+        """Speak ``text``; flite writes a WAV file, read back here.
+
+        Raises:
+            SynthesizerUnavailableError: the program is not installed.
+            SynthesisError: it failed or timed out.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            wav = Path(folder) / "out.wav"
+            command = [self.executable, "-voice", self.voice, "-t", text, "-o", str(wav)]
+            try:
+                subprocess.run(command, capture_output=True, timeout=self.timeout_s, check=True)
+            except FileNotFoundError:
+                raise SynthesizerUnavailableError(f"{self.executable} is not installed") from None
+            except subprocess.TimeoutExpired:
+                raise SynthesisError(f"{self.executable} took over {self.timeout_s} s") from None
+            except subprocess.CalledProcessError as exc:
+                raise SynthesisError(f"{self.executable} exited with {exc.returncode}") from None
+            return parse_wav(wav.read_bytes())
+
+
+def synthesizer_named(name: str) -> Synthesizer:
+    """The engine a config or command line names: ``hibari``, ``espeak-ng`` or ``flite``.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    engines: dict[str, type[HibariSynthesizer | EspeakSynthesizer | FliteSynthesizer]] = {
+        "hibari": HibariSynthesizer,
+        "espeak-ng": EspeakSynthesizer,
+        "flite": FliteSynthesizer,
+    }
+    if name not in engines:
+        raise ValueError(f"unknown voice {name!r} ({', '.join(engines)})")
+    return engines[name]()
 
 
 def default_synthesizer() -> Synthesizer:

@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,10 +41,9 @@ from numpy.typing import NDArray
 from ivr.tts import (
     TELEPHONE_RATE_HZ,
     EspeakSynthesizer,
+    FliteSynthesizer,
     HibariSynthesizer,
-    SynthesisError,
     Synthesizer,
-    parse_wav,
     telephone_quality,
 )
 from media_core import g711
@@ -59,34 +55,6 @@ TAIL_S = 0.3
 ESPEAK_RATES_WPM = (145, 160, 175)
 ESPEAK_PITCHES = (38, 50, 62)
 _WAVE_FORMAT_MULAW = 7
-
-
-class FliteSynthesizer:
-    """The ``flite`` program (Debian's, voices kal awb rms slt), 16 kHz int16."""
-
-    def __init__(self, voice: str = "rms", executable: str = "flite") -> None:
-        self.voice = voice
-        self.executable = executable
-
-    @property
-    def name(self) -> str:
-        """``flite:<voice>``."""
-        return f"flite:{self.voice}"
-
-    def synthesize(self, text: str) -> tuple[NDArray[np.int16], int]:
-        """Speak ``text``; flite writes a WAV file, read back here."""
-        program = shutil.which(self.executable)
-        if program is None:
-            raise SynthesisError(f"{self.executable} is not installed")
-        with tempfile.TemporaryDirectory() as folder:
-            wav = Path(folder) / "out.wav"
-            subprocess.run(
-                [program, "-voice", self.voice, "-t", text, "-o", str(wav)],
-                capture_output=True,
-                timeout=30,
-                check=True,
-            )
-            return parse_wav(wav.read_bytes())
 
 
 VOICES = ("hibari-heart", "espeak-en-us", "flite-rms")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import tempfile
 import wave
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hotline.caller import Step, place_call
-from ivr.tts import HibariSynthesizer, parse_wav, telephone_quality
+from hotline.caller import Step, place_call, steps_from_args
+from hotline.server import recording_name
 from tests.corpus import load_corpus, read_wav_8k
 from tests.integration.helpers import HotlineProcess, run_pjsua_caller
 
@@ -53,8 +51,7 @@ def outcomes(server: HotlineProcess) -> list[dict[str, Any]]:
 
 def recording(server: HotlineProcess, call_id: str) -> np.ndarray:
     """The server's recording of a call: column 0 what the caller sent, 1 what it was sent."""
-    name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in call_id)
-    (path,) = (server.workdir / "data" / "recordings").glob(f"*/{name}.wav")
+    (path,) = (server.workdir / "data" / "recordings").glob(f"*/{recording_name(call_id)}.wav")
     with wave.open(str(path)) as wav:
         assert wav.getnchannels() == 2
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
@@ -65,13 +62,6 @@ def loud_frames(channel: np.ndarray, threshold_dbfs: float = -40.0) -> np.ndarra
     frames = channel[: len(channel) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
     level = 10 * np.log10(np.mean(frames**2, axis=1) / 32768**2 + 1e-12)
     return level > threshold_dbfs
-
-
-def flite(text: str, voice: str = "rms") -> np.ndarray:
-    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
-        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", out.name], check=True)
-        pcm, rate = parse_wav(Path(out.name).read_bytes())
-    return telephone_quality(pcm, rate, trim=True)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +79,15 @@ def ivr_server(tmp_path_factory: pytest.TempPathFactory):
 def test_the_dev_corpus_in_two_voices_routes_to_the_expected_queue(ivr_server: HotlineProcess):
     items = [item for item in load_corpus() if item.voice in ("hibari-heart", "flite-rms")]
     assert len({item.voice for item in items}) == 2, "both voices' fixtures are committed"
-    yes = {"hibari-heart": None, "flite-rms": flite("yes")}
-    pcm, rate = HibariSynthesizer().synthesize("yes")
-    yes["hibari-heart"] = telephone_quality(pcm, rate, trim=True)
+    # The caller answers "yes", in its own voice, should the IVR read back a guess.
+    yes = {
+        voice: steps_from_args(["yes"], [], None, engine)[0]
+        for voice, engine in (("hibari-heart", "hibari"), ("flite-rms", "flite"))
+    }
 
     async def one(item: Any, gate: asyncio.Semaphore) -> dict[str, Any]:
         async with gate:
-            # The caller answers "yes" should the IVR read back a guess to confirm.
-            said = Step(audio=read_wav_8k(item.path), label=item.text)
-            steps = [said, Step(audio=yes[item.voice], label="yes")]
+            steps = [Step(audio=read_wav_8k(item.path), label=item.text), yes[item.voice]]
             result = await place_call(
                 target(ivr_server), steps, api_url=api(ivr_server), timeout_s=90.0
             )

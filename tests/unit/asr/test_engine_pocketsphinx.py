@@ -2,32 +2,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
+from decoding import decode
 
 from asr.engine import RecognitionContext
 from asr.engine_pocketsphinx import PocketsphinxEngine
-from asr.results import Hypothesis
-
-CHUNK = 640  # 80 ms at 8 kHz, what the service ships
 
 
 @pytest.fixture(scope="module")
 def engine() -> PocketsphinxEngine:
     return PocketsphinxEngine()
-
-
-def decode(
-    engine: PocketsphinxEngine, pcm: NDArray[np.int16], context: RecognitionContext, decoder=None
-) -> list[Hypothesis]:
-    decoder = decoder or engine.decoder()
-    decoder.start(context)
-    results = []
-    for i in range(0, len(pcm), CHUNK):
-        hypothesis = decoder.accept(pcm[i : i + CHUNK].tobytes())
-        if hypothesis is not None:
-            results.append(hypothesis)
-    results.append(decoder.finish())
-    return results
 
 
 @pytest.mark.parametrize(
@@ -37,7 +20,7 @@ def decode(
 )  # fmt: skip
 def test_phrases_with_a_phrase_lm(engine, symptoms, load_wav: Callable, fixture: str, text: str):
     pcm = load_wav(fixture)
-    results = decode(engine, pcm, symptoms)
+    results = decode(engine.decoder(), pcm, symptoms)
     *partials, final = results
     assert final.final and final.text == text
     assert [w.text for w in final.words] == text.split()
@@ -57,24 +40,25 @@ def test_phrases_with_a_phrase_lm(engine, symptoms, load_wav: Callable, fixture:
 
 @pytest.mark.parametrize("answer", ["yes", "no"])
 def test_yes_no_grammar(engine, yes_no, load_wav: Callable, answer: str):
-    final = decode(engine, load_wav(f"en_{answer}"), yes_no)[-1]
+    final = decode(engine.decoder(), load_wav(f"en_{answer}"), yes_no)[-1]
     assert final.text == answer and final.confidence > 0.5
 
 
 def test_grammar_only_returns_its_phrases(engine, load_wav: Callable):
     context = RecognitionContext(grammar=("yes", "no"), name="yes-no-only")
-    final = decode(engine, load_wav("en_refill"), context)[-1]
+    final = decode(engine.decoder(), load_wav("en_refill"), context)[-1]
     assert final.text in ("", "yes", "no")
 
 
 def test_an_out_of_dictionary_word_in_a_grammar(engine, load_wav: Callable):
     context = RecognitionContext(grammar=("I have a toothache", "I need a refill"), name="oov")
-    assert decode(engine, load_wav("en_toothache"), context)[-1].text == "i have a toothache"
+    final = decode(engine.decoder(), load_wav("en_toothache"), context)[-1]
+    assert final.text == "i have a toothache"
 
 
 def test_one_decoder_many_utterances_and_contexts(engine, symptoms, yes_no, load_wav: Callable):
     decoder = engine.decoder()
-    texts = [decode(engine, load_wav(name), context, decoder)[-1].text
+    texts = [decode(decoder, load_wav(name), context)[-1].text
              for name, context in [("en_refill", symptoms), ("en_yes", yes_no),
                                    ("en_chest", symptoms), ("en_no", yes_no)]]  # fmt: skip
     decoder.close()
@@ -82,7 +66,7 @@ def test_one_decoder_many_utterances_and_contexts(engine, symptoms, yes_no, load
 
 
 def test_silence_gives_an_empty_final(engine, symptoms):
-    final = decode(engine, np.zeros(8000, dtype=np.int16), symptoms)[-1]
+    final = decode(engine.decoder(), np.zeros(8000, dtype=np.int16), symptoms)[-1]
     assert final.final and final.text == "" and final.words == () and final.confidence == 0.0
 
 
@@ -91,7 +75,7 @@ def test_restart_mid_utterance_and_close(engine, symptoms, load_wav: Callable):
     pcm = load_wav("en_chest")
     decoder.start(symptoms)
     decoder.accept(pcm[:4000].tobytes())
-    assert decode(engine, load_wav("en_refill"), symptoms, decoder)[-1].text == "i need a refill"
+    assert decode(decoder, load_wav("en_refill"), symptoms)[-1].text == "i need a refill"
     decoder.close()
     with pytest.raises(RuntimeError):
         decoder.start(symptoms)

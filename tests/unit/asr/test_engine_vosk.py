@@ -3,6 +3,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from decoding import decode
 
 from asr.engine import RecognitionContext
 from asr.models import ModelNotFoundError, find_vosk_model
@@ -14,7 +15,6 @@ pytestmark = pytest.mark.skipif(
 
 KOREAN = {"ko_ne": "네", "ko_aniyo": "아니요", "ko_yeyak": "예약"}
 GRAMMAR = RecognitionContext(grammar=tuple(KOREAN.values()), name="ko-yes-no-booking")
-CHUNK = 640
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +22,6 @@ def engine():
     from asr.engine_vosk import VoskEngine
 
     return VoskEngine()
-
-
-def decode(decoder, pcm, context):
-    decoder.start(context)
-    results = []
-    for i in range(0, len(pcm), CHUNK):
-        hypothesis = decoder.accept(pcm[i : i + CHUNK].tobytes())
-        if hypothesis is not None:
-            results.append(hypothesis)
-            if hypothesis.final:
-                return results  # vosk's endpointer ended the utterance
-    results.append(decoder.finish())
-    return results
 
 
 @pytest.mark.parametrize("fixture", list(KOREAN))

@@ -11,11 +11,13 @@ import pytest
 
 from ivr.tts import (
     EspeakSynthesizer,
+    FliteSynthesizer,
     HibariSynthesizer,
     SynthesisError,
     SynthesizerUnavailableError,
     default_synthesizer,
     parse_wav,
+    synthesizer_named,
     telephone_quality,
 )
 from media_core import g711
@@ -130,6 +132,28 @@ def test_a_missing_espeak_program_is_unavailable(tmp_path):
     assert not missing.available()
     with pytest.raises(SynthesizerUnavailableError, match="not installed"):
         missing.synthesize("hello")
+
+
+def test_flite_speaks_16khz_int16_of_a_plausible_length():
+    samples, rate_hz = FliteSynthesizer("rms").synthesize(TEXT)
+    assert rate_hz == 16000
+    assert samples.dtype == np.int16 and samples.ndim == 1
+    assert 1.0 < len(samples) / rate_hz < 5.0
+    assert np.max(np.abs(samples)) > 1000
+    assert FliteSynthesizer("slt").name == "flite:slt"
+
+
+def test_a_missing_flite_program_is_unavailable(tmp_path):
+    with pytest.raises(SynthesizerUnavailableError, match="not installed"):
+        FliteSynthesizer(executable=str(tmp_path / "flite")).synthesize("hello")
+
+
+def test_engines_are_named_as_config_and_command_line_name_them():
+    assert synthesizer_named("hibari").name == "hibari:heart"
+    assert synthesizer_named("espeak-ng").name == "espeak-ng:en-us"
+    assert synthesizer_named("flite").name == "flite:rms"
+    with pytest.raises(ValueError, match="unknown voice 'festival'"):
+        synthesizer_named("festival")
 
 
 def test_espeak_settings_outside_their_range_are_refused():
