@@ -206,14 +206,15 @@ class HotlineServer:
         cache = Path(ivr.prompt_cache_dir or Path(self.config.data_dir) / "prompts")
         prompts = PromptLibrary(cache, synthesizer_named(ivr.tts), base_dir=path.parent)
         started = time.monotonic()
-        await prompts.prewarm(flow.prompt_texts())
+        texts = flow.prompt_texts()
+        await prompts.prewarm(texts)
         for file in flow.prompt_files():
             await asyncio.to_thread(prompts.load_file, file)
         log.info(
             "IVR flow %r from %s: %d prompts ready in %.1f s, recognizer %s x%d",
             flow.name,
             path,
-            len(flow.prompt_texts()),
+            len(texts),
             time.monotonic() - started,
             asr.backend,
             asr.workers,
