@@ -7,6 +7,8 @@ packages=(
   sip-tester baresip rtpengine-daemon                 # real SIP and media peers in tests and benchmarks
   sox                                                 # test audio
   espeak-ng flite                                     # the fallback prompt voice; test voices
+  postgresql                                          # the scale-out store, tested on a throwaway cluster
+  chromium                                            # browser end-to-end tests (tests/e2e)
 )
 missing=()
 for pkg in "${packages[@]}"; do
