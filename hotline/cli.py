@@ -1,4 +1,7 @@
-"""The ``hotline`` command line: ``hotline serve`` runs the server, ``hotline call`` calls it."""
+"""The ``hotline`` command line: ``hotline serve`` runs the server, ``hotline call`` calls it.
+
+``hotline user`` and ``hotline token`` (the operator's accounts) live in ``bridge.admin``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ import gc
 import json
 import sys
 
+from bridge.admin import COMMANDS as ADMIN_COMMANDS
+from bridge.admin import add_subcommands as add_admin_subcommands
+from bridge.admin import run as run_admin
 from hotline.config import Config, ConfigError, load_config, parse_port_range, validate
 from hotline.logs import setup_logging
 
@@ -101,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="warning"
     )
+    add_admin_subcommands(commands)
     return parser
 
 
@@ -146,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "call":
         setup_logging(args.log_level)
         return _run_call(args)
+    if args.command in ADMIN_COMMANDS:
+        return run_admin(args)
     return 2
 
 

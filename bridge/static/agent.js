@@ -1,0 +1,390 @@
+// The agent page: log in, set a state, take waiting chats, reply, and read any
+// conversation of the customer across channels (voice calls show the IVR transcript
+// and the call's timeline). Actions are REST calls (CSRF-protected); /ws/agent only
+// pushes what happens (see bridge/ws_agent.py).
+import {
+  ApiError,
+  api,
+  appendMessage,
+  byId,
+  element,
+  formatTime,
+  setCsrfToken,
+  socketUrl,
+} from "/static/api.js";
+
+const ENDED = new Set(["closed", "abandoned"]);
+const CHANNEL_NAMES = { voice: "Voice call", webchat: "Web chat" };
+
+const ui = {
+  login: byId("login"),
+  loginForm: byId("login-form"),
+  loginError: byId("login-error"),
+  desk: byId("desk"),
+  who: byId("who"),
+  userName: byId("user-name"),
+  state: byId("agent-state"),
+  logout: byId("logout"),
+  connection: byId("connection"),
+  notices: byId("notices"),
+  waiting: byId("waiting"),
+  waitingEmpty: byId("waiting-empty"),
+  mine: byId("mine"),
+  openForm: byId("open-form"),
+  title: byId("conversation-title"),
+  meta: byId("conversation-meta"),
+  messages: byId("messages"),
+  replyForm: byId("reply-form"),
+  replyText: byId("reply-text"),
+  closeButton: byId("close-conversation"),
+  conversationError: byId("conversation-error"),
+  eventsBox: byId("events-box"),
+  events: byId("events"),
+  customerName: byId("customer-name"),
+  identities: byId("identities"),
+  history: byId("history"),
+};
+
+let me = null;
+let socket = null;
+let retryMs = 500;
+let current = null; // the open conversation (schema Conversation)
+const waiting = new Map();
+const mine = new Map();
+
+// ------------------------------------------------------------------ session
+
+async function start() {
+  try {
+    enter(await api("GET", "/api/me"));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    showLogin();
+  }
+}
+
+function showLogin() {
+  me = null;
+  if (socket) socket.close();
+  socket = null;
+  ui.desk.hidden = true;
+  ui.who.hidden = true;
+  ui.login.hidden = false;
+  ui.connection.textContent = "";
+  byId("login-name").focus();
+}
+
+function enter(who) {
+  me = who;
+  setCsrfToken(who.csrf_token);
+  ui.login.hidden = true;
+  ui.desk.hidden = false;
+  ui.who.hidden = false;
+  ui.userName.textContent = who.name;
+  ui.state.value = who.state || "offline";
+  ui.state.disabled = !who.roles.includes("agent");
+  connectSocket();
+  refreshLists().catch(showError);
+}
+
+ui.loginForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  ui.loginError.textContent = "";
+  const name = ui.loginForm.elements.name.value.trim();
+  const password = ui.loginForm.elements.password.value;
+  try {
+    const who = await api("POST", "/api/login", { name, password });
+    ui.loginForm.reset();
+    enter(who);
+  } catch (error) {
+    ui.loginError.textContent = error.message;
+  }
+});
+
+ui.logout.addEventListener("click", async () => {
+  try {
+    await api("POST", "/api/logout");
+  } finally {
+    showLogin();
+  }
+});
+
+ui.state.addEventListener("change", async () => {
+  try {
+    const agent = await api("PUT", `/api/agents/${encodeURIComponent(me.name)}/state`, {
+      state: ui.state.value,
+    });
+    ui.state.value = agent.state;
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// -------------------------------------------------------------------- lists
+
+async function refreshLists() {
+  const queued = await api("GET", "/api/conversations?status=queued&channel=webchat");
+  waiting.clear();
+  for (const conversation of queued.conversations) waiting.set(conversation.id, conversation);
+  mine.clear();
+  if (me.roles.includes("agent")) {
+    const own = await api(
+      "GET",
+      `/api/conversations?agent=${encodeURIComponent(me.name)}&status=connected`,
+    );
+    for (const conversation of own.conversations) mine.set(conversation.id, conversation);
+  }
+  renderLists();
+}
+
+function conversationLabel(conversation) {
+  const channel = CHANNEL_NAMES[conversation.channel] || conversation.channel;
+  return `${channel} #${conversation.id} · ${formatTime(conversation.started_at)}`;
+}
+
+function renderLists() {
+  ui.waiting.replaceChildren();
+  for (const conversation of [...waiting.values()].sort((a, b) => a.id - b.id)) {
+    const item = element("li");
+    item.dataset.id = String(conversation.id);
+    const open = element("button", conversationLabel(conversation), "link");
+    open.type = "button";
+    open.addEventListener("click", () => openConversation(conversation.id));
+    const take = element("button", "Take");
+    take.type = "button";
+    take.setAttribute("aria-label", `Take chat #${conversation.id}`);
+    take.disabled = !me.roles.includes("agent");
+    take.addEventListener("click", () => takeConversation(conversation.id));
+    item.append(open, take);
+    ui.waiting.append(item);
+  }
+  ui.waitingEmpty.hidden = waiting.size > 0;
+  ui.mine.replaceChildren();
+  for (const conversation of mine.values()) {
+    const item = element("li");
+    const open = element("button", conversationLabel(conversation), "link");
+    open.type = "button";
+    open.addEventListener("click", () => openConversation(conversation.id));
+    if (current && current.id === conversation.id) item.classList.add("current");
+    item.append(open);
+    ui.mine.append(item);
+  }
+}
+
+function trackConversation(conversation) {
+  if (conversation.status === "queued" && !conversation.agent && conversation.channel === "webchat") {
+    waiting.set(conversation.id, conversation);
+  } else {
+    waiting.delete(conversation.id);
+  }
+  if (me && conversation.agent === me.name && !ENDED.has(conversation.status)) {
+    mine.set(conversation.id, conversation);
+  } else {
+    mine.delete(conversation.id);
+  }
+  renderLists();
+}
+
+async function takeConversation(id) {
+  try {
+    const conversation = await api("POST", `/api/conversations/${id}/take`);
+    trackConversation(conversation);
+    await openConversation(id);
+    ui.replyText.focus();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+ui.openForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = Number(ui.openForm.elements.id.value);
+  if (Number.isInteger(id) && id > 0) openConversation(id);
+});
+
+// ------------------------------------------------------------- conversation
+
+function showError(error) {
+  ui.conversationError.textContent = error.message || String(error);
+}
+
+function renderConversation(conversation) {
+  current = conversation;
+  const channel = CHANNEL_NAMES[conversation.channel] || conversation.channel;
+  ui.title.textContent = `${channel} #${conversation.id}`;
+  const parts = [`status ${conversation.status}`, `started ${formatTime(conversation.started_at)}`];
+  if (conversation.intent) parts.push(`intent ${conversation.intent}`);
+  if (conversation.queue) parts.push(`queue ${conversation.queue}`);
+  if (conversation.agent) parts.push(`agent ${conversation.agent}`);
+  ui.meta.textContent = parts.join(" · ");
+  const mineOpen =
+    me && conversation.agent === me.name && conversation.channel === "webchat" &&
+    !ENDED.has(conversation.status);
+  ui.replyForm.hidden = !mineOpen;
+  ui.closeButton.hidden = !mineOpen;
+  renderLists();
+}
+
+function renderEvent(event) {
+  const details = Object.entries(event.data || {})
+    .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+    .join(", ");
+  const item = element("li", `${new Date(event.at * 1000).toLocaleTimeString()} ${event.kind}`);
+  if (details) item.append(element("span", ` (${details})`, "muted"));
+  return item;
+}
+
+async function openConversation(id) {
+  ui.conversationError.textContent = "";
+  let detail;
+  try {
+    detail = await api("GET", `/api/conversations/${id}`);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  ui.messages.replaceChildren();
+  for (const message of detail.messages) appendMessage(ui.messages, message);
+  ui.events.replaceChildren(...detail.events.map(renderEvent));
+  ui.eventsBox.hidden = detail.events.length === 0;
+  ui.eventsBox.open = detail.conversation.channel === "voice";
+  renderConversation(detail.conversation);
+  await renderCustomer(detail.customer);
+}
+
+async function renderCustomer(customer) {
+  ui.identities.replaceChildren();
+  ui.history.replaceChildren();
+  if (!customer) {
+    ui.customerName.textContent = "—";
+    return;
+  }
+  ui.customerName.textContent = customer.display_name || `Customer #${customer.id}`;
+  for (const identity of customer.identities) {
+    ui.identities.append(element("li", `${identity.kind}: ${identity.value}`));
+  }
+  const page = await api("GET", `/api/conversations?customer_id=${customer.id}&limit=50`);
+  for (const conversation of page.conversations) {
+    const item = element("li");
+    if (current && conversation.id === current.id) item.classList.add("current");
+    let label = conversationLabel(conversation);
+    if (conversation.intent) label += ` · ${conversation.intent}`;
+    const open = element("button", label, "link");
+    open.type = "button";
+    open.addEventListener("click", () => openConversation(conversation.id));
+    item.append(open, element("span", conversation.status, "muted"));
+    ui.history.append(item);
+  }
+}
+
+ui.replyForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = ui.replyText.value.trim();
+  if (!text || !current) return;
+  try {
+    const posted = await api("POST", `/api/conversations/${current.id}/messages`, { text });
+    appendMessage(ui.messages, posted.message);
+    ui.replyText.value = "";
+    ui.conversationError.textContent = "";
+  } catch (error) {
+    showError(error);
+  }
+});
+
+ui.replyText.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    ui.replyForm.requestSubmit();
+  }
+});
+
+ui.closeButton.addEventListener("click", async () => {
+  if (!current) return;
+  try {
+    const conversation = await api("POST", `/api/conversations/${current.id}/close`);
+    trackConversation(conversation);
+    renderConversation(conversation);
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// ----------------------------------------------------------------- pushes
+
+function notice(text, conversationId) {
+  const box = element("div", text, "notice");
+  if (conversationId) {
+    const open = element("button", "Open", "secondary");
+    open.type = "button";
+    open.addEventListener("click", () => {
+      box.remove();
+      openConversation(conversationId);
+    });
+    box.append(" ", open);
+  }
+  const dismiss = element("button", "Dismiss", "secondary");
+  dismiss.type = "button";
+  dismiss.addEventListener("click", () => box.remove());
+  box.append(" ", dismiss);
+  ui.notices.prepend(box);
+}
+
+function onPush(frame) {
+  switch (frame.type) {
+    case "conversation.updated":
+      trackConversation(frame.conversation);
+      if (current && current.id === frame.conversation.id) renderConversation(frame.conversation);
+      break;
+    case "chat.message":
+      if (current && current.id === frame.conversation_id) {
+        appendMessage(ui.messages, frame.message);
+      }
+      break;
+    case "agent.state":
+      if (me && frame.agent === me.name) ui.state.value = frame.state;
+      break;
+    case "screen_pop": {
+      const from = frame.customer && frame.customer.display_name ? frame.customer.display_name : "a caller";
+      const about = [frame.intent, frame.queue].filter(Boolean).join(", ");
+      notice(`Call from ${from}${about ? ` (${about})` : ""}`, frame.conversation_id);
+      break;
+    }
+    case "call.event":
+      if (current && current.id === frame.conversation_id) {
+        ui.events.append(renderEvent({ kind: frame.kind, at: frame.at, data: frame.data }));
+        ui.eventsBox.hidden = false;
+      }
+      break;
+    case "session.ended":
+      showLogin();
+      break;
+    default:
+      break;
+  }
+}
+
+function connectSocket() {
+  if (socket) return;
+  const opened = new WebSocket(socketUrl("/ws/agent"));
+  socket = opened;
+  opened.addEventListener("open", () => {
+    retryMs = 500;
+    ui.connection.textContent = "Live";
+  });
+  opened.addEventListener("message", (event) => onPush(JSON.parse(event.data)));
+  opened.addEventListener("close", (event) => {
+    if (socket !== opened) return;
+    socket = null;
+    if (!me || event.code === 4401) return;
+    ui.connection.textContent = "Reconnecting…";
+    setTimeout(() => {
+      if (me) {
+        connectSocket();
+        refreshLists().catch(showError);
+      }
+    }, retryMs);
+    retryMs = Math.min(retryMs * 2, 10000);
+  });
+}
+
+start();

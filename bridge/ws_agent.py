@@ -1,0 +1,100 @@
+"""``/ws/agent``: what the agent page is told as it happens.
+
+Authenticated by the session cookie (agents, QA staff and admins); the
+handshake's ``Origin`` must be ours. The socket is **push only**: every action
+(set state, take a chat, reply, close) is a REST call, which has the CSRF
+check, the validation and the audit in one place. The client may send
+``{"type": "ping"}`` (answered ``pong``); anything else gets an ``error`` frame.
+
+Frames pushed (all JSON objects with ``type``):
+- ``hello``: ``{name, roles}`` once, on connect.
+- ``conversation.updated``: ``{conversation}`` when a chat is opened (status
+  queued: waiting), taken or closed.
+- ``chat.message``: ``{conversation_id, customer_id, message}``.
+- ``agent.state``: ``{agent, state}``.
+- ``call.event`` and ``screen_pop``: from the server (see ``bridge.hub``).
+- ``session.ended``: the session was logged out; the socket closes (4401).
+
+The session is checked again every ``RECHECK_S``, so an expired or deleted
+session stops receiving within that time even without a logout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.auth import principal_for, token_hash
+from bridge.errors import ApiError
+from bridge.hub import AGENTS, agent_topic, session_topic
+from bridge.keys import HUB, STORE
+from bridge.sockets import check_origin, open_socket, pump, read_frame, send, send_error
+from bridge.validation import ValidationError
+
+__all__ = ["CLOSE_SESSION_ENDED", "agent_socket"]
+
+RECHECK_S = 60.0
+CLOSE_SESSION_ENDED = 4401
+_STAFF = frozenset({"agent", "qa", "admin"})
+
+
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    """The handshake and the socket's life; see the module docstring."""
+    check_origin(request)
+    principal = await principal_for(request)
+    if principal is None or principal.kind != "user" or principal.session_token is None:
+        raise ApiError(401, "log in on /agent first")
+    if not principal.roles & _STAFF:
+        raise ApiError(403, "needs the agent, qa or admin role")
+    socket = await open_socket(request)
+    session_token = principal.session_token
+    subscription = request.app[HUB].subscribe(
+        [AGENTS, agent_topic(principal.name), session_topic(token_hash(session_token))]
+    )
+    await send(socket, {"type": "hello", "name": principal.name, "roles": sorted(principal.roles)})
+
+    async def translate(event: dict[str, Any]) -> dict[str, Any] | None:
+        if event.get("type") == "session.ended":
+            await send(socket, event)
+            await socket.close(code=CLOSE_SESSION_ENDED, message=b"logged out")
+            return None
+        return event
+
+    async def recheck() -> None:
+        store = request.app[STORE]
+        while not socket.closed:
+            await asyncio.sleep(RECHECK_S)
+            if await store.get_session(token_hash(session_token)) is None:
+                await send(socket, {"type": "session.ended"})
+                await socket.close(code=CLOSE_SESSION_ENDED, message=b"session expired")
+
+    tasks = [
+        asyncio.create_task(pump(socket, subscription, translate)),
+        asyncio.create_task(recheck()),
+    ]
+    try:
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                frame = read_frame(message.data)
+            except ValidationError as exc:
+                await send_error(socket, exc.message, exc.field)
+                continue
+            if frame["type"] == "ping":
+                await send(socket, {"type": "pong"})
+            else:
+                await send_error(
+                    socket, "this socket only pushes; actions go over the REST API", "type"
+                )
+    finally:
+        subscription.close()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return socket
