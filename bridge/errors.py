@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from bridge.keys import SETTINGS
+from bridge.validation import ValidationError
 from conversations import (
     Conflict,
     InvalidValue,
@@ -79,6 +80,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.field, exc.headers)
+    except ValidationError as exc:  # a handler's own check (an identity that is no number)
+        return error_response(400, exc.message, exc.field)
     except InvalidValue as exc:  # the store's own check caught what the schema let through
         return error_response(400, str(exc))
     except NotFound as exc:

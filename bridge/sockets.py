@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,8 @@ from bridge.validation import ValidationError, parse_json
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "CloseSocket",
+    "serve_socket",
     "check_origin",
     "open_socket",
     "pump",
@@ -96,29 +98,60 @@ def read_frame(data: str) -> dict[str, Any]:
     return frame
 
 
+class CloseSocket(Exception):  # noqa: N818 (an instruction, not an error)
+    """Raised by a socket's task to have the socket closed with this code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 async def pump(
     socket: web.WebSocketResponse,
     subscription: Subscription,
     translate: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]] | None = None,
 ) -> None:
-    """Forward the subscription's events to the socket until either closes.
+    """Forward the subscription's events to the socket until it ends.
 
-    ``translate`` may rewrite an event for this client, or drop it (None). A
-    subscription that overflowed closes the socket with 4008 so the client
-    reconnects and fetches the state again.
+    ``translate`` may rewrite an event for this client, drop it (None) or raise
+    ``CloseSocket``. A subscription that overflowed raises ``CloseSocket(4008)``
+    so the client reconnects and fetches the state again.
     """
+    while not socket.closed:
+        event = await subscription.get()
+        if event is None:
+            if subscription.overflowed:
+                raise CloseSocket(CLOSE_LAGGING, "too slow; reconnect")
+            return
+        frame = await translate(event) if translate is not None else event
+        if frame is not None:
+            await send(socket, frame)
+
+
+async def serve_socket(socket: web.WebSocketResponse, *tasks: Coroutine[Any, Any, None]) -> None:
+    """Run a socket's tasks (its reader first) until one ends, then close the socket.
+
+    The socket is closed here and only here, after the other tasks are
+    cancelled: a task cancelled in the middle of ``close`` would cut the
+    connection without its close frame (1006 instead of the code meant).
+    """
+    running = [asyncio.create_task(task) for task in tasks]
+    code: int = WSCloseCode.OK
+    reason = ""
     try:
-        while not socket.closed:
-            event = await subscription.get()
-            if event is None:
-                if subscription.overflowed:
-                    await socket.close(code=CLOSE_LAGGING, message=b"too slow; reconnect")
-                return
-            frame = await translate(event) if translate is not None else event
-            if frame is not None:
-                await send(socket, frame)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("WebSocket pump failed")
-        await socket.close(code=WSCloseCode.INTERNAL_ERROR)
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if isinstance(error, CloseSocket):
+                code, reason = error.code, error.reason
+            elif error is not None:
+                log.error("WebSocket task failed", exc_info=error)
+                code, reason = WSCloseCode.INTERNAL_ERROR, "internal error"
+    finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await socket.close(code=code, message=reason.encode())

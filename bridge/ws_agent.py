@@ -22,7 +22,6 @@ session stops receiving within that time even without a logout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -31,7 +30,16 @@ from bridge.auth import principal_for, token_hash
 from bridge.errors import ApiError
 from bridge.hub import AGENTS, agent_topic, session_topic
 from bridge.keys import HUB, STORE
-from bridge.sockets import check_origin, open_socket, pump, read_frame, send, send_error
+from bridge.sockets import (
+    CloseSocket,
+    check_origin,
+    open_socket,
+    pump,
+    read_frame,
+    send,
+    send_error,
+    serve_socket,
+)
 from bridge.validation import ValidationError
 
 __all__ = ["CLOSE_SESSION_ENDED", "agent_socket"]
@@ -59,23 +67,18 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     async def translate(event: dict[str, Any]) -> dict[str, Any] | None:
         if event.get("type") == "session.ended":
             await send(socket, event)
-            await socket.close(code=CLOSE_SESSION_ENDED, message=b"logged out")
-            return None
+            raise CloseSocket(CLOSE_SESSION_ENDED, "logged out")
         return event
 
     async def recheck() -> None:
         store = request.app[STORE]
-        while not socket.closed:
+        while True:
             await asyncio.sleep(RECHECK_S)
             if await store.get_session(token_hash(session_token)) is None:
                 await send(socket, {"type": "session.ended"})
-                await socket.close(code=CLOSE_SESSION_ENDED, message=b"session expired")
+                raise CloseSocket(CLOSE_SESSION_ENDED, "session expired")
 
-    tasks = [
-        asyncio.create_task(pump(socket, subscription, translate)),
-        asyncio.create_task(recheck()),
-    ]
-    try:
+    async def read() -> None:
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
@@ -90,11 +93,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 await send_error(
                     socket, "this socket only pushes; actions go over the REST API", "type"
                 )
+
+    try:
+        await serve_socket(socket, read(), pump(socket, subscription, translate), recheck())
     finally:
         subscription.close()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     return socket

@@ -24,8 +24,6 @@ and ``agent`` once an agent took it), ``identified``, ``ack``, ``pong`` and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -36,7 +34,15 @@ from bridge.chat import ENDED_STATUSES, identify, normalized_identity
 from bridge.errors import ApiError
 from bridge.hub import conversation_topic
 from bridge.keys import CHANNELS, HUB, SETTINGS, STORE
-from bridge.sockets import check_origin, open_socket, pump, read_frame, send, send_error
+from bridge.sockets import (
+    check_origin,
+    open_socket,
+    pump,
+    read_frame,
+    send,
+    send_error,
+    serve_socket,
+)
 from bridge.validation import ValidationError, validate
 from conversations import ConversationFilter
 
@@ -188,10 +194,8 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
         raise ApiError(401, "no chat visitor cookie; open /chat first")
     socket = await open_socket(request)
     session = ChatSession(request, socket, visitor)
-    pump_task: asyncio.Task[None] | None = None
-    try:
-        await session.start()
-        pump_task = asyncio.create_task(pump(socket, session.subscription, session.translate))
+
+    async def read() -> None:
         async for raw in socket:
             if raw.type != WSMsgType.TEXT:
                 continue
@@ -212,10 +216,10 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             except Exception:  # a bug or a store failure: this frame fails, the chat goes on
                 log.exception("chat frame failed (visitor %s)", visitor)
                 await send_error(socket, "internal error (logged on the server)")
+
+    try:
+        await session.start()
+        await serve_socket(socket, read(), pump(socket, session.subscription, session.translate))
     finally:
         session.subscription.close()
-        if pump_task is not None:
-            pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump_task
     return socket
