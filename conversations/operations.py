@@ -16,7 +16,7 @@ arrive checked (``validation``): operations check only what needs the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypeVar
 
@@ -140,22 +140,26 @@ def _placeholders(count: int) -> str:
 # ---------------------------------------------------------------- batches
 
 
-def batch(jobs: Sequence[Job]) -> Op[list[Outcome]]:
+def batch(jobs: Sequence[Job], known: Set[int] = frozenset()) -> Op[tuple[list[Outcome], set[int]]]:
     """Run a batch of writes in the caller's transaction; one outcome per job.
 
-    Runs of events become one multi-row insert; their conversations are checked
+    Runs of events become one multi-row insert (executemany); their conversations are checked
     first, so an event for an unknown conversation fails alone (``NotFound``)
-    instead of aborting the batch. Every other job runs inside its own savepoint:
-    when it raises, only its changes are rolled back and the rest still commit.
+    instead of aborting the batch. ``known`` holds conversation ids that exist
+    already (conversations are never deleted), so they need no check; the ids
+    checked now are returned, for the caller to add once the batch committed.
+    Every other job runs inside its own savepoint: when it raises, only its
+    changes are rolled back and the rest still commit.
     """
     outcomes: list[Outcome] = []
+    checked: set[int] = set()
     events: list[EventRow] = []
     for job in jobs:
         if isinstance(job, tuple):
             events.append(job)
             continue
         if events:
-            outcomes.extend((yield from _insert_events(events)))
+            outcomes.extend((yield from _insert_events(events, known, checked)))
             events = []
         yield Query("SAVEPOINT job")
         try:
@@ -167,20 +171,19 @@ def batch(jobs: Sequence[Job]) -> Op[list[Outcome]]:
             yield Query("RELEASE SAVEPOINT job")
             outcomes.append((True, result))
     if events:
-        outcomes.extend((yield from _insert_events(events)))
-    return outcomes
+        outcomes.extend((yield from _insert_events(events, known, checked)))
+    return outcomes, checked
 
 
-def _insert_events(events: list[EventRow]) -> Op[list[Outcome]]:
-    wanted = sorted({event[0] for event in events})
-    known: set[int] = set()
+def _insert_events(events: list[EventRow], known: Set[int], checked: set[int]) -> Op[list[Outcome]]:
+    wanted = sorted({event[0] for event in events} - known - checked)
     for start in range(0, len(wanted), _IN_CHUNK):
         chunk = wanted[start : start + _IN_CHUNK]
         rows = yield Query(
             f"SELECT id FROM conversations WHERE id IN ({_placeholders(len(chunk))})", chunk
         )
-        known.update(row[0] for row in rows)
-    good = [event for event in events if event[0] in known]
+        checked.update(row[0] for row in rows)
+    good = [event for event in events if event[0] in known or event[0] in checked]
     if good:
         yield Query(
             "INSERT INTO events (conversation_id, kind, at, data) VALUES (?, ?, ?, ?)",
@@ -188,7 +191,9 @@ def _insert_events(events: list[EventRow]) -> Op[list[Outcome]]:
             many=True,
         )
     return [
-        (True, None) if event[0] in known else (False, NotFound(f"conversation {event[0]}"))
+        (True, None)
+        if event[0] in known or event[0] in checked
+        else (False, NotFound(f"conversation {event[0]}"))
         for event in events
     ]
 

@@ -66,7 +66,7 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_URL = "sqlite:///var/hotline.db"  # relative: under the working directory's ./var/
-_UPDATABLE = ("status", "intent", "queue", "agent", "recording")
+_KNOWN_CONVERSATIONS = 100_000  # ids remembered to exist, so events need no check
 
 
 class Store(abc.ABC):
@@ -109,6 +109,7 @@ class Store(abc.ABC):
             self._commit_batch, max_batch=max_batch, max_pending_events=max_pending_events
         )
         self._state = "new"  # new -> started -> closed
+        self._conversations: set[int] = set()
 
     # ------------------------------------------------------------ backend
 
@@ -129,7 +130,12 @@ class Store(abc.ABC):
         """
 
     async def _commit_batch(self, jobs: Sequence[Job]) -> list[Outcome]:
-        return await self._transaction(ops.batch(jobs))
+        outcomes, checked = await self._transaction(ops.batch(jobs, self._conversations))
+        # Committed: these conversations exist for good (none is ever deleted).
+        if len(self._conversations) + len(checked) > _KNOWN_CONVERSATIONS:
+            self._conversations.clear()
+        self._conversations.update(checked)
+        return outcomes
 
     # ------------------------------------------------------------ life cycle
 

@@ -74,6 +74,7 @@ class ThrowawayPostgres:
         self.directory: Path | None = None
         self._prefix: list[str] = []
         self._databases = 0
+        self._emptied: set[str] = set()
 
     @property
     def data_dir(self) -> Path:
@@ -129,10 +130,25 @@ class ThrowawayPostgres:
         """A new empty database (``test_1``, ``test_2``...); returns its URL."""
         self._databases += 1
         name = f"test_{self._databases}"
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q",
-                  "-c", f"CREATE DATABASE {name}")  # fmt: skip
+        self._psql(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def empty_database(self, name: str = "hotline_test") -> str:
+        """The database ``name``, created once and emptied at each call; its URL.
+
+        Much quicker than a new database per test (about 20 ms against 300 ms):
+        the ``public`` schema is dropped with everything in it and made again.
+        Nobody may be connected to it.
+        """
+        if name not in self._emptied:
+            self._psql(f"CREATE DATABASE {name}")
+            self._emptied.add(name)
+        self._psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public", database=name)
+        return self.url(name)
+
+    def _psql(self, command: str, database: str = "postgres") -> None:
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                  "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c", command)  # fmt: skip
 
     def _run_as_prefix(self) -> list[str]:
         if os.geteuid() != 0:

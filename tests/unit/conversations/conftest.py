@@ -1,5 +1,5 @@
 """The store under test, on both backends: SQLite in a temporary file and PostgreSQL
-in a throwaway cluster (one per session, a fresh database per test)."""
+in a throwaway cluster (one per session, its test database emptied for each test)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
     cluster: ThrowawayPostgres = request.getfixturevalue("postgres")
-    return cluster.create_database()
+    return cluster.empty_database()
 
 
 @pytest.fixture
