@@ -159,8 +159,13 @@ class ChatSession:
     async def message(self, frame: dict[str, Any]) -> None:
         """Store the visitor's message in their open chat (opening one if needed)."""
         customer = await self._customer()
-        conversation, _ = await self.app[CHANNELS].open_conversation(customer.id, "webchat")
+        conversation, created = await self.app[CHANNELS].open_conversation(customer.id, "webchat")
         self._follow(conversation)
+        if created:  # published before this socket followed it
+            await send(
+                self.socket,
+                {"type": "conversation", "conversation": _public_conversation(conversation)},
+            )
         message = await self.app[CHANNELS].add_message(conversation, "customer", frame["text"])
         ack: dict[str, Any] = {"type": "ack", "id": message.id, "conversation_id": conversation.id}
         if "client_id" in frame:

@@ -9,6 +9,7 @@ store before the process starts, to create users, tokens and earlier calls.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import select
@@ -45,7 +46,10 @@ class BridgeProcess:
             async with open_store(self.store_url, default_country_code=self.country_code) as store:
                 return await action(store)
 
-        return asyncio.run(run())
+        # In a thread of its own: the caller may be inside an event loop (Playwright's
+        # sync API runs one), where asyncio.run cannot start another.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
     def add_user(self, name: str, roles: set[str], password: str) -> None:
         """A user who can log in."""

@@ -1,0 +1,145 @@
+"""A customer chats on /chat, an agent on /agent takes it and replies, and opens the
+same customer's earlier voice call with its IVR transcript.
+
+The earlier call is seeded into the store by ``earlier_voice_call`` as the
+server writes one (IVR prompts and the caller's recognised words as messages,
+the call's events). Once ``hotline serve`` writes calls into the store, that
+helper can place a real call with ``hotline call --from NUMBER`` instead; the
+rest of the test does not change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bridge_process import BridgeProcess
+
+PASSWORD = "agent password 1"
+PHONE = "+15551230001"
+TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class EarlierCall:
+    """What the agent should find of the customer's voice call."""
+
+    phone: str
+    transcript: tuple[str, ...]
+    intent: str
+
+
+def earlier_voice_call(bridge: BridgeProcess, phone: str) -> EarlierCall:
+    """The customer's voice call, in the store before they chat (seeded while stopped)."""
+    transcript = ("How can we help you today?", "my prescription ran out and I need a refill")
+
+    async def seed(store: Any) -> None:
+        caller = await store.customer_for("phone", phone)
+        call = await store.open_conversation(caller.id, "voice", call_id="e2e-call@127.0.0.1")
+        await store.add_message(call.id, "ivr", transcript[0], offset_ms=0)
+        await store.add_message(call.id, "customer", transcript[1], offset_ms=2400, confidence=0.93)
+        await store.record_event(call.id, "intent", {"intent": "refill", "confidence": 0.93})
+        await store.record_event(call.id, "queued", {"queue": "pharmacy"})
+        await store.update_conversation(call.id, status="closed", intent="refill", queue="pharmacy")
+
+    bridge.seed(seed)
+    return EarlierCall(phone, transcript, "refill")
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[tuple[BridgeProcess, EarlierCall]]:
+    process = BridgeProcess(tmp_path / "bridge")
+    process.add_user("ann", {"agent"}, PASSWORD)
+    call = earlier_voice_call(process, PHONE)
+    process.start()
+    yield process, call
+    process.stop()
+    assert "Traceback" not in process.log_text(), process.log_text()[-3000:]
+
+
+def test_customer_chats_agent_replies_and_sees_the_voice_call(
+    browser: Any, bridge: tuple[BridgeProcess, EarlierCall]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, call = bridge
+    errors: list[str] = []
+    customer_context = browser.new_context()
+    agent_context = browser.new_context()  # its own cookies: another person
+    customer = customer_context.new_page()
+    agent = agent_context.new_page()
+    for page in (customer, agent):
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
+        )
+    try:
+        # The agent logs in and is available.
+        agent.goto(f"{server.url}/agent")
+        agent.get_by_label("User name").fill("ann")
+        agent.get_by_label("Password").fill(PASSWORD)
+        agent.get_by_role("button", name="Log in").click()
+        expect(agent.get_by_text("Nobody is waiting.")).to_be_visible(timeout=TIMEOUT_MS)
+        agent.get_by_label("My state").select_option("available")
+        expect(agent.locator("#connection")).to_have_text("Live", timeout=TIMEOUT_MS)
+
+        # The customer says who they are (the phone of the earlier call), then writes.
+        customer.goto(f"{server.url}/chat")
+        expect(customer.locator("#connection")).to_have_text("Connected", timeout=TIMEOUT_MS)
+        customer.get_by_text("Tell us who you are").click()
+        customer.get_by_label("Name").fill("Ann Caller")
+        customer.get_by_label("Phone number").fill("(555) 123-0001")
+        customer.get_by_role("button", name="Save").click()
+        expect(customer.get_by_text("Thank you, saved.")).to_be_visible(timeout=TIMEOUT_MS)
+        customer.get_by_label("Your message").fill("Hello, did my refill go through?")
+        customer.get_by_role("button", name="Send").click()
+        expect(customer.locator("#messages")).to_contain_text(
+            "Hello, did my refill go through?", timeout=TIMEOUT_MS
+        )
+        expect(customer.locator("#chat-status")).to_have_text(
+            "Waiting for an agent…", timeout=TIMEOUT_MS
+        )
+
+        # The agent sees the waiting chat appear live, takes it and replies.
+        take = agent.get_by_role("button", name=re.compile(r"Take chat #\d+"))
+        expect(take).to_be_visible(timeout=TIMEOUT_MS)
+        take.click()
+        expect(agent.locator("#messages")).to_contain_text(
+            "Hello, did my refill go through?", timeout=TIMEOUT_MS
+        )
+        agent.get_by_label("Reply").fill("Yes, it is ready for pick-up.")
+        agent.get_by_role("button", name="Send").click()
+
+        # The customer sees the reply, and who is answering.
+        expect(customer.locator("#messages")).to_contain_text(
+            "Yes, it is ready for pick-up.", timeout=TIMEOUT_MS
+        )
+        expect(customer.locator("#chat-status")).to_have_text(
+            "ann is chatting with you.", timeout=TIMEOUT_MS
+        )
+
+        # The agent opens the same customer's earlier voice call: its IVR transcript.
+        expect(agent.locator("#identities")).to_contain_text(f"phone: {call.phone}")
+        history = agent.locator("#history")
+        voice = history.get_by_role("button", name=re.compile(r"Voice call #\d+"))
+        expect(voice).to_contain_text(call.intent, timeout=TIMEOUT_MS)
+        voice.click()
+        expect(agent.locator("#conversation-title")).to_contain_text("Voice call")
+        for line in call.transcript:
+            expect(agent.locator("#messages")).to_contain_text(line, timeout=TIMEOUT_MS)
+        expect(agent.locator("#messages li.ivr")).to_contain_text(call.transcript[0])
+        expect(agent.locator("#messages li.customer")).to_contain_text("confidence 0.93")
+        expect(agent.locator("#events")).to_contain_text("intent")
+        expect(agent.locator("#reply-form")).to_be_hidden()  # no typing into a call
+    finally:
+        customer_context.close()
+        agent_context.close()
+    # The agent page asks /api/me before logging in: that 401 is the expected answer.
+    unexpected = [e for e in errors if "status of 401" not in e]
+    assert unexpected == []
