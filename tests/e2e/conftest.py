@@ -31,9 +31,14 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium, or skip."""
+    """Headless Debian Chromium, or skip.
+
+    Module-scoped, not session: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, and pytest-asyncio cannot
+    run the async tests of other modules meanwhile.
+    """
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (Debian package chromium; `make test` installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
