@@ -72,38 +72,52 @@ DEFAULT_AGENT_STATE = "offline"
 # ---------------------------------------------------------------- drivers
 
 
+class _Driven:
+    """One operation being run: feeds it each query's rows or error, one step at a time."""
+
+    __slots__ = ("op", "result")
+
+    def __init__(self, op: Op[Any]) -> None:
+        self.op = op
+        self.result: Any = None
+
+    def step(self, rows: list[Row] | None, error: StoreError | None) -> Query | None:
+        """The next query, or None once the operation returned (``result``)."""
+        try:
+            return self.op.send(rows) if error is None else self.op.throw(error)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+
+
 def drive_sync(execute: Callable[[Query], list[Row]], op: Op[T]) -> T:
     """Run ``op`` to completion with a blocking ``execute`` (SQLite's thread)."""
-    rows: list[Row] | None = None
-    error: BaseException | None = None
-    while True:
-        try:
-            query = op.send(rows) if error is None else op.throw(error)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        rows, error = None, None
+    driven = _Driven(op)
+    query = driven.step(None, None)
+    while query is not None:
         try:
             rows = execute(query)
-        except StoreError as exc:
-            error = exc
+        except StoreError as exc:  # the operation may handle it
+            query = driven.step(None, exc)
+        else:
+            query = driven.step(rows, None)
+    result: T = driven.result
+    return result
 
 
 async def drive_async(execute: Callable[[Query], Awaitable[list[Row]]], op: Op[T]) -> T:
     """Run ``op`` to completion with an awaitable ``execute`` (asyncpg)."""
-    rows: list[Row] | None = None
-    error: BaseException | None = None
-    while True:
-        try:
-            query = op.send(rows) if error is None else op.throw(error)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        rows, error = None, None
+    driven = _Driven(op)
+    query = driven.step(None, None)
+    while query is not None:
         try:
             rows = await execute(query)
-        except StoreError as exc:
-            error = exc
+        except StoreError as exc:  # the operation may handle it
+            query = driven.step(None, exc)
+        else:
+            query = driven.step(rows, None)
+    result: T = driven.result
+    return result
 
 
 # ---------------------------------------------------------------- rows

@@ -649,3 +649,31 @@ async def test_a_store_must_be_started_and_cannot_be_used_after_close(store_url:
         await store.record_event(chat.id, "late", {})
     with pytest.raises(StoreClosed):
         await store.start()
+
+
+# ---------------------------------------------------------------- opening
+
+
+async def test_an_unknown_url_scheme_is_refused_by_name():
+    with pytest.raises(InvalidValue, match="mysql://db"):
+        open_store("mysql://db")
+
+
+async def test_an_unreachable_postgresql_server_is_a_store_error_without_the_password():
+    store = open_store("postgresql://hotline:s3cret@127.0.0.1:1/hotline")
+    with pytest.raises(StoreError, match="cannot connect") as error:
+        await store.start()
+    assert "s3cret" not in str(error.value) and "hotline:***@" in str(error.value)
+
+
+async def test_a_sqlite_file_that_cannot_be_created_is_a_store_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    store = open_store(f"sqlite:///{tmp_path / 'file' / 'hotline.db'}")
+    with pytest.raises(StoreError, match="file"):
+        await store.start()
+
+
+async def test_an_in_memory_sqlite_store_works_for_one_process():
+    async with open_store("sqlite:///:memory:") as store:
+        ann = await store.customer_for("account", "ann")
+        assert await store.get_customer(ann.id) == ann
