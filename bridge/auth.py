@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import os
 import secrets
 import stat
@@ -71,7 +72,7 @@ API_TOKEN_PREFIX = "hl_"
 
 _SESSION_SALT = "hotline.session"
 _VISITOR_SALT = "hotline.visitor"
-_VISITOR_MAX_AGE_S = 365 * 86400.0
+_VISITOR_MAX_AGE_S = 365 * 86400
 _SECRET_BYTES = 32
 
 _hasher = argon2.PasswordHasher()
@@ -194,7 +195,7 @@ def unsign_session(secret: bytes, cookie: str, max_age_s: float) -> str | None:
     """The session token in a cookie, or None if forged, altered or too old."""
     serializer = itsdangerous.URLSafeTimedSerializer(secret, salt=_SESSION_SALT)
     try:
-        token = serializer.loads(cookie, max_age=max_age_s)
+        token = serializer.loads(cookie, max_age=math.ceil(max_age_s))
     except itsdangerous.BadData:
         return None
     return token if isinstance(token, str) else None

@@ -68,8 +68,8 @@ def _body(schema_name: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
-_AUTHENTICATED = [{"bearer": []}, {"session": []}]
-_SESSION = [{"session": []}]
+_AUTHENTICATED: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+_SESSION: list[dict[str, list[str]]] = [{"session": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 _SCHEMAS: dict[str, Any] = {

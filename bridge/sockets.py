@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 16 * 1024
 HEARTBEAT_S = 30.0
 CLOSE_LAGGING = 4008  # the client stopped reading; it should reconnect and refetch
-OPEN_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("open_sockets")
+OPEN_SOCKETS = web.AppKey("open_sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 def check_origin(request: web.Request) -> None:
@@ -64,7 +64,8 @@ async def open_socket(request: web.Request) -> web.WebSocketResponse:
 
 async def close_all(app: web.Application) -> None:
     """On shutdown: tell every client we are going away (they reconnect)."""
-    for socket in list(app[OPEN_SOCKETS]):
+    sockets = app[OPEN_SOCKETS]
+    for socket in list(sockets):
         with contextlib.suppress(Exception):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
