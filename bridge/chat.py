@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bridge.hub import AGENTS, Hub, conversation_topic
+from bridge.hub import AGENTS, Hub, agent_topic, conversation_topic
 from bridge.serialize import conversation_json, message_json
 from bridge.validation import ValidationError
 from conversations import (
@@ -141,7 +141,13 @@ class TextChannels:
     async def add_message(
         self, conversation: Any, speaker: str, text: str, at: float | None = None
     ) -> Any:
-        """Store a message (returns once committed), then push it to agents and widgets."""
+        """Store a message (returns once committed), then push it to who may see it.
+
+        The conversation's widgets always; of the agents, the one who has the
+        chat, or all of them while it waits (any may take it). Other agents do
+        not get the text of a chat that is not theirs: reading it is an
+        audited ``GET``.
+        """
         message = await self.store.add_message(conversation.id, speaker, text, at=at)
         event = {
             "type": "chat.message",
@@ -149,7 +155,8 @@ class TextChannels:
             "customer_id": conversation.customer_id,
             "message": message_json(message),
         }
-        self.hub.publish_many([AGENTS, conversation_topic(conversation.id)], event)
+        agents = agent_topic(conversation.agent) if conversation.agent else AGENTS
+        self.hub.publish_many([agents, conversation_topic(conversation.id)], event)
         return message
 
 

@@ -7,10 +7,11 @@ reading is marked ``overflowed`` and its socket is closed (it reconnects and
 fetches the state again over REST) instead of the hub buffering without end.
 
 Topics (audiences):
-- ``agents``: every agent page. ``chat.message``,
-  ``conversation.updated``, ``agent.state`` and the server's ``call.event``.
-- ``agent:NAME``: one agent's pages. The server's ``screen_pop`` when a call is
-  offered to that agent.
+- ``agents``: every agent page. ``conversation.updated`` (metadata, no
+  text), ``agent.state``, the server's ``call.event``, and ``chat.message`` of
+  chats still waiting for an agent.
+- ``agent:NAME``: one agent's pages. ``chat.message`` of the chats that agent
+  has, and the server's ``screen_pop`` when a call is offered to that agent.
 - ``session:HASH``: the sockets of one browser session. ``session.ended`` on logout.
 - ``conversation:ID``: the chat widgets showing that conversation (and agent
   pages that opened it). ``chat.message`` and ``conversation.updated``.

@@ -10,7 +10,9 @@ Frames pushed (all JSON objects with ``type``):
 - ``hello``: ``{name, roles}`` once, on connect.
 - ``conversation.updated``: ``{conversation}`` when a chat is opened (status
   queued: waiting), taken or closed.
-- ``chat.message``: ``{conversation_id, customer_id, message}``.
+- ``chat.message``: ``{conversation_id, customer_id, message}``, for chats
+  still waiting and for the agent's own (others' chats are read by an
+  audited ``GET``).
 - ``agent.state``: ``{agent, state}``.
 - ``call.event`` and ``screen_pop``: from the server (see ``bridge.hub``).
 - ``session.ended``: the session was logged out; the socket closes (4401).

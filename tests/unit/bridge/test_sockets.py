@@ -198,3 +198,27 @@ async def test_metrics_count_open_sockets(bridge: Bridge) -> None:
     assert 'hotline_bridge_websockets{page="chat"} 1' in text
     await widget.close()
     await agent.close()
+
+
+async def test_a_taken_chat_reaches_its_agent_only(bridge: Bridge) -> None:
+    await bridge.add_user("bob", "agent")
+    csrf = await bridge.login("ann", "agent")
+    ann = await bridge.client.ws_connect("/ws/agent")
+    await frame_of(ann, "hello")
+    widget = await visitor_socket(bridge)
+    await frame_of(widget, "welcome")
+    await widget.send_json({"type": "message", "text": "first"})
+    chat_id = (await frame_of(widget, "ack"))["conversation_id"]
+    await frame_of(ann, "chat.message")  # waiting: every agent sees it
+    await bridge.json(
+        "POST", f"/api/conversations/{chat_id}/take", 200, headers={CSRF_HEADER: csrf}
+    )
+    bob = bridge.hub.subscribe(["agents", agent_topic("bob")])  # bob's page, as the hub sees it
+    await widget.send_json({"type": "message", "text": "second"})
+    await frame_of(widget, "ack")
+    pushed = await frame_of(ann, "chat.message")
+    assert pushed["message"]["text"] == "second"
+    assert bob._events.empty()  # not bob's chat: he reads it by an audited GET if he must
+    bob.close()
+    await widget.close()
+    await ann.close()
