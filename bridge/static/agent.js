@@ -205,6 +205,11 @@ ui.openForm.addEventListener("submit", (event) => {
 // ------------------------------------------------------------- conversation
 
 function showError(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    showLogin(); // the session ended (expired, or logged out elsewhere)
+    ui.loginError.textContent = error.message;
+    return;
+  }
   ui.conversationError.textContent = error.message || String(error);
 }
 
@@ -249,7 +254,7 @@ async function openConversation(id) {
   ui.eventsBox.hidden = detail.events.length === 0;
   ui.eventsBox.open = detail.conversation.channel === "voice";
   renderConversation(detail.conversation);
-  await renderCustomer(detail.customer);
+  await renderCustomer(detail.customer).catch(showError);
 }
 
 async function renderCustomer(customer) {

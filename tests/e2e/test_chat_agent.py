@@ -143,3 +143,44 @@ def test_customer_chats_agent_replies_and_sees_the_voice_call(
     # The agent page asks /api/me before logging in: that 401 is the expected answer.
     unexpected = [e for e in errors if "status of 401" not in e]
     assert unexpected == []
+
+
+def test_wrong_password_is_shown_and_closing_ends_the_customers_chat(
+    browser: Any, bridge: tuple[BridgeProcess, EarlierCall]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, _ = bridge
+    customer_context = browser.new_context()
+    agent_context = browser.new_context()
+    customer = customer_context.new_page()
+    agent = agent_context.new_page()
+    try:
+        agent.goto(f"{server.url}/agent")
+        agent.get_by_label("User name").fill("ann")
+        agent.get_by_label("Password").fill("not the password")
+        agent.get_by_role("button", name="Log in").click()
+        expect(agent.get_by_role("alert")).to_have_text("wrong name or password")
+        agent.get_by_label("Password").fill(PASSWORD)
+        agent.get_by_role("button", name="Log in").click()
+        expect(agent.locator("#connection")).to_have_text("Live", timeout=TIMEOUT_MS)
+
+        customer.goto(f"{server.url}/chat")
+        customer.get_by_label("Your message").fill("Are you there?")
+        customer.get_by_role("button", name="Send").click()
+        agent.get_by_role("button", name=re.compile(r"Take chat #\d+")).click()
+        expect(agent.locator("#messages")).to_contain_text("Are you there?")
+        agent.get_by_role("button", name="Close chat").click()
+        expect(customer.locator("#chat-status")).to_have_text(
+            "This chat has ended. Write again to start a new one.", timeout=TIMEOUT_MS
+        )
+        expect(agent.locator("#reply-form")).to_be_hidden()
+
+        # Logging out ends the session on the server: a reload shows the login form.
+        agent.get_by_role("button", name="Log out").click()
+        expect(agent.get_by_label("User name")).to_be_visible()
+        agent.reload()
+        expect(agent.get_by_label("User name")).to_be_visible(timeout=TIMEOUT_MS)
+    finally:
+        customer_context.close()
+        agent_context.close()
