@@ -27,11 +27,18 @@ class RecognitionContext:
     closed set: only these phrases (and silence) can come back, as for a
     yes/no confirmation. Both are tuples so a context is hashable and engines
     can cache what they compile from it.
+
+    ``general_english`` (0 to 1) is the share of belief an engine that builds a
+    language model from ``phrases`` gives to everyday English words beyond them:
+    0 for a short list of expected answers, more for an open question ("tell me
+    what's wrong") where callers use words no phrase has. It needs many phrases
+    (hundreds) to lean on: against thirty, everyday words drown them.
     """
 
     phrases: tuple[str, ...] = ()
     grammar: tuple[str, ...] | None = None
     name: str = ""  # for logs and caches only
+    general_english: float = 0.0
 
 
 class Decoder(Protocol):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from math import log10
 
 __all__ = ["SENTENCE_END", "SENTENCE_START", "build_arpa", "words_of"]
@@ -64,13 +64,25 @@ def _log10(value: float) -> float:
     return log10(value) if value > 0 else _NEVER
 
 
-def build_arpa(sentences: Iterable[str], order: int = 3) -> str:
+def build_arpa(
+    sentences: Iterable[str],
+    order: int = 3,
+    *,
+    background: Mapping[str, float] | None = None,
+    background_weight: float = 0.0,
+) -> str:
     r"""Build an ARPA-format n-gram model from example sentences.
 
     Args:
         sentences: the phrases; each is split with ``words_of``. Empty ones are
             skipped; repeats count (a repeated phrase becomes likelier).
         order: the highest n-gram order, 1 or more.
+        background: word -> weight (any scale) of general English words; they join
+            the vocabulary at the unigram level, so a caller's words the phrases
+            never used ("my dad's speech is slurred") can still be recognised
+            through backoff instead of forcing the nearest in-domain word.
+        background_weight: the share of unigram mass given to ``background``
+            (linear interpolation, 0 to 1).
 
     Returns:
         The model as ARPA text (``\\data\\``, one section per order, ``\\end\\``).
@@ -80,6 +92,8 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> str:
     """
     if order < 1:
         raise ValueError(f"order must be at least 1, not {order}")
+    if not 0.0 <= background_weight < 1.0:
+        raise ValueError(f"background_weight must be in [0, 1), not {background_weight}")
     corpus = [words_of(s) for s in sentences]
     corpus = [w for w in corpus if w]
     if not corpus:
@@ -106,6 +120,8 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> str:
         if word == SENTENCE_START:
             continue
         probs[1][(word,)] = max(predicted[(word,)] - discount, 0.0) / total + leftover * uniform
+    if background and background_weight > 0.0:
+        _mix_background(probs[1], background, background_weight)
 
     for n in range(2, order + 1):
         followers: dict[Gram, dict[str, int]] = defaultdict(dict)
@@ -121,6 +137,22 @@ def build_arpa(sentences: Iterable[str], order: int = 3) -> str:
                 probs[n][(*history, word)] = (c - discount) / history_count + bow * lower
 
     return _format(probs, bows, order)
+
+
+def _mix_background(
+    unigrams: dict[Gram, float], background: Mapping[str, float], weight: float
+) -> None:
+    """``p(w) = (1 - weight) p_phrases(w) + weight p_background(w)``, in place."""
+    mass = sum(v for w, v in background.items() if w not in (SENTENCE_START, SENTENCE_END))
+    if mass <= 0.0:
+        return
+    for gram in unigrams:
+        unigrams[gram] *= 1.0 - weight
+    for word, value in background.items():
+        if word in (SENTENCE_START, SENTENCE_END) or value <= 0.0:
+            continue
+        gram = (word,)
+        unigrams[gram] = unigrams.get(gram, 0.0) + weight * value / mass
 
 
 def _backed_off(

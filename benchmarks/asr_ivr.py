@@ -44,6 +44,7 @@ from asr.results import Hypothesis  # noqa: E402
 from asr.service import AsrService  # noqa: E402
 from hotline.caller import Step, place_call, steps_from_args  # noqa: E402
 from ivr.intents import IntentMatcher  # noqa: E402
+from ivr.session import OPEN_QUESTION_GENERAL_ENGLISH  # noqa: E402
 from tests.corpus import load_corpus, read_wav_8k  # noqa: E402
 from tests.integration.helpers import HotlineProcess  # noqa: E402
 
@@ -159,7 +160,9 @@ async def concurrency_step(
 
 async def run_concurrency(backend: str, steps: list[int], seconds: float) -> list[dict]:
     matcher = IntentMatcher.from_file(REPO / "ivr" / "flows" / "hospital_intents.yaml")
-    context = RecognitionContext(phrases=matcher.phrases(), name="hospital")
+    context = RecognitionContext(
+        phrases=matcher.phrases(), name="hospital", general_english=OPEN_QUESTION_GENERAL_ENGLISH
+    )
     clips = [
         np.concatenate([read_wav_8k(item.path), np.zeros(2400, np.int16)])
         for item in load_corpus()

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,6 +7,9 @@ from decoding import decode
 
 from asr.engine import RecognitionContext
 from asr.engine_pocketsphinx import PocketsphinxEngine
+from ivr.intents import IntentMatcher
+
+HOSPITAL_INTENTS = Path(__file__).parents[3] / "ivr" / "flows" / "hospital_intents.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +83,17 @@ def test_restart_mid_utterance_and_close(engine, symptoms, load_wav: Callable):
     decoder.close()
     with pytest.raises(RuntimeError):
         decoder.start(symptoms)
+
+
+def test_an_open_question_admits_everyday_words_and_keeps_its_phrases(
+    engine, symptoms, load_wav: Callable
+):
+    # The demo flow's ~4,750 intent sentences: everyday words at a 0.2 share do not
+    # drown them (against the 30 phrases of `symptoms` they did: "my can't heard i").
+    phrases = IntentMatcher.from_file(HOSPITAL_INTENTS).phrases()
+    open_question = RecognitionContext(phrases=phrases, general_english=0.2, name="open")
+    words = engine.compile(open_question).words
+    assert {"the", "because", "yesterday"} <= words.keys()
+    assert "because" not in engine.compile(symptoms).words
+    for fixture, text in [("en_chest", "my chest hurts"), ("en_toothache", "i have a toothache")]:
+        assert decode(engine.decoder(), load_wav(fixture), open_question)[-1].text == text

@@ -80,6 +80,42 @@ def test_backoff_weights_are_probabilities_and_seen_beats_unseen():
     assert prob(sections, ("need", "a"), "refill") > prob(sections, ("need", "a"), "toothache")
 
 
+BACKGROUND = {"the": 40.0, "my": 10.0, "hurts": 5.0, "slurred": 1.0, "</s>": 99.0}
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_background_words_join_the_vocabulary_and_every_history_still_sums_to_one(order: int):
+    sections, _ = parse_arpa(
+        build_arpa(PHRASES, order=order, background=BACKGROUND, background_weight=0.2)
+    )
+    vocabulary = [w for (w,) in sections[1] if w != "<s>"]
+    assert {"the", "slurred"} <= set(vocabulary)
+    histories = [()] + [g for n in range(1, order) for g in sections[n] if g[-1] != "</s>"]
+    for history in histories:
+        total = sum(prob(sections, history, w) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-4), history
+
+
+def test_background_takes_its_share_of_unigrams_in_proportion():
+    plain, _ = parse_arpa(build_arpa(PHRASES))
+    mixed, _ = parse_arpa(build_arpa(PHRASES, background=BACKGROUND, background_weight=0.2))
+    unigram = {g[0]: 10 ** v for g, (v, _) in mixed[1].items() if g != ("<s>",)}
+    # 0.2 of the mass over the, my, hurts, slurred (56 parts; </s> is never background).
+    assert unigram["the"] / unigram["slurred"] == pytest.approx(40.0)
+    assert unigram["slurred"] == pytest.approx(0.2 / 56)
+    assert unigram["refill"] == pytest.approx(0.8 * 10 ** plain[1][("refill",)][0])
+    # In-domain sequences still win: the phrases' bigrams are untouched.
+    assert prob(mixed, ("need", "a"), "refill") > prob(mixed, ("need", "a"), "the")
+
+
+def test_no_background_weight_changes_nothing():
+    assert build_arpa(PHRASES, background=BACKGROUND, background_weight=0.0) == build_arpa(
+        PHRASES
+    )
+    with pytest.raises(ValueError, match="background_weight"):
+        build_arpa(PHRASES, background=BACKGROUND, background_weight=1.0)
+
+
 def test_rejects_empty_input():
     with pytest.raises(ValueError, match="no words"):
         build_arpa(["", " ,. "])
