@@ -10,6 +10,7 @@ import asyncio
 import gc
 import json
 import sys
+from pathlib import Path
 
 from bridge.admin import COMMANDS as ADMIN_COMMANDS
 from bridge.admin import add_subcommands as add_admin_subcommands
@@ -199,7 +200,13 @@ def tune_gc() -> None:
 
 
 def _run_server(config: Config) -> int:
-    from bridge.health import run_health_site
+    from bridge.app import run_bridge
+    from bridge.auth import load_or_create_secret
+    from bridge.hub import Hub
+    from bridge.settings import BridgeSettings
+    from conversations import open_store
+    from hotline.call_records import CallRecords
+    from hotline.config import store_url
     from hotline.server import HotlineServer
 
     try:
@@ -208,16 +215,33 @@ def _run_server(config: Config) -> int:
         uvloop = None  # type: ignore[assignment]
 
     async def run() -> None:
-        server = HotlineServer(config)
-        await server.start()
-        tune_gc()
-        site = await run_health_site(
-            config.http.host, config.http.port, server.status, server.call_outcome
+        country = config.store.default_country_code
+        store = open_store(store_url(config), default_country_code=country)
+        await store.start()  # runs the schema migrations
+        hub = Hub()
+        records = CallRecords(store, hub, country)
+        server = HotlineServer(config, records=records)
+        secret_file = config.http.secret_file or str(Path(config.data_dir) / "secret")
+        settings = BridgeSettings(
+            secret_key=await asyncio.to_thread(load_or_create_secret, Path(secret_file)),
+            cookie_secure=config.http.cookie_secure,
+            max_body_bytes=config.http.max_body_bytes,
+            session_lifetime_s=config.http.session_lifetime_s,
+            default_country_code=country,
         )
         try:
-            await server.serve_forever()
+            await server.start()
+            tune_gc()
+            site = await run_bridge(
+                config.http.host, config.http.port, store, server, settings, hub=hub
+            )
+            try:
+                await server.serve_forever()
+            finally:
+                await site.cleanup()
         finally:
-            await site.cleanup()
+            await records.close()
+            await store.close()
 
     try:
         if uvloop is not None:

@@ -83,10 +83,23 @@ class MediaConfig:
 
 @dataclass(slots=True)
 class HttpConfig:
-    """The web side (health now; the bridge's API and pages later)."""
+    """The bridge: REST API, WebSockets, the chat and agent pages, metrics."""
 
     host: str = "127.0.0.1"
     port: int = 8080
+    secret_file: str | None = None  # signs cookies; default DATA_DIR/secret, made once
+    cookie_secure: bool = False  # true when served over HTTPS (behind a TLS proxy)
+    max_body_bytes: int = 65536
+    session_lifetime_s: float = 43200.0
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    """The conversation store: SQLite by default, PostgreSQL to scale out."""
+
+    url: str | None = None  # default sqlite:///DATA_DIR/hotline.db; or postgresql://...
+    # For numbers dialled without one (E.164 normalisation of caller ids and chat phones).
+    default_country_code: str = "1"
 
 
 @dataclass(slots=True)
@@ -127,12 +140,18 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
     data_dir: str = "./var"
     drain_timeout_s: float = 30.0
     log_level: str = "info"
     agents: list[AgentConfig] = field(default_factory=list)
+
+
+def store_url(config: Config) -> str:
+    """The conversation store's URL: the configured one, else SQLite in the data dir."""
+    return config.store.url or f"sqlite:///{Path(config.data_dir) / 'hotline.db'}"
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -284,6 +303,22 @@ def validate(config: Config) -> None:
             )
     if not config.media.codecs:
         raise ConfigError("configuration", None, "media.codecs", "must list one or more")
+    url = config.store.url
+    if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(
+            "configuration", None, "store.url",
+            f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB",
+        )  # fmt: skip
+    code = config.store.default_country_code
+    if not (code.isdigit() and 1 <= len(code) <= 3 and code[0] != "0"):
+        raise ConfigError(
+            "configuration", None, "store.default_country_code",
+            f"{code!r} is not an E.164 country code (1 to 3 digits, e.g. \"1\", \"44\")",
+        )  # fmt: skip
+    if config.http.max_body_bytes < 1024:
+        raise ConfigError("configuration", None, "http.max_body_bytes", "must be 1024 or more")
+    if config.http.session_lifetime_s <= 0:
+        raise ConfigError("configuration", None, "http.session_lifetime_s", "must be positive")
     for algorithm in config.sip.digest_algorithms:
         if algorithm not in ("SHA-256", "MD5"):
             raise ConfigError(

@@ -18,17 +18,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from asr.service import AsrService
+from hotline.call_records import CallRecords
 from hotline.config import Config, ConfigError
 from hotline.logs import call_log
 from ivr.actions import Hangup, Transfer
@@ -83,13 +86,16 @@ class Call:
     inbound: bool = False
     queue: str | None = None  # where the IVR sent it
     priority: int = 0
+    queued_at: float | None = None  # loop time it joined the queue
 
 
 class HotlineServer:
     """Everything ``hotline serve`` runs, for one process."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, records: CallRecords | None = None) -> None:
+        """Build everything; ``records`` writes calls into the conversation store."""
         self.config = config
+        self.records = records
         sip = config.sip
         self.address = sip.advertised_address or _guess_address(sip.host)
         self.domain = sip.domain or self.address
@@ -269,6 +275,53 @@ class HotlineServer:
         """The IVR outcome of a call (live, or ended recently), for the API."""
         return self.ivr.outcome(call_id) if self.ivr is not None else None
 
+    def queues(self) -> list[dict[str, Any]]:
+        """Every queue the flow can transfer to, with its waiting calls (``Live.queues``)."""
+        names = set(self.flow.queues()) if self.flow is not None else set()
+        now = asyncio.get_running_loop().time()
+        rows = []
+        for name in sorted(names | self.queued.keys()):
+            waiting = self.queued.get(name, [])
+            oldest = min((c.queued_at for c in waiting if c.queued_at is not None), default=now)
+            # Agents are routed in issue 6; until then nobody answers from a queue.
+            rows.append(
+                {"name": name, "length": len(waiting), "oldest_wait_s": now - oldest,
+                 "agents_available": 0}
+            )  # fmt: skip
+        return rows
+
+    def metrics(self) -> dict[str, Any]:
+        """Live figures for the bridge's ``/metrics`` (``Live.metrics``)."""
+        in_ivr = len(self.ivr.calls) if self.ivr is not None else 0
+        waiting = sum(len(calls) for calls in self.queued.values())
+        expected = lost = 0
+        jitters = []
+        for stream_id in list(self._calls_by_stream):
+            rx = self.media.media_tick.stream(stream_id).rx
+            if rx is not None and rx.stats.expected:
+                expected += rx.stats.expected
+                lost += max(0, rx.stats.cumulative_lost)
+                jitters.append(rx.stats.jitter_s() * 1000.0)
+        asr = self.asr.stats() if self.asr is not None else None
+        return {
+            "active_calls": len(self.calls),
+            "calls_by_state": {
+                "ivr": in_ivr, "queued": waiting,
+                "other": max(0, len(self.calls) - in_ivr - waiting),
+            },  # fmt: skip
+            "queues": {
+                row["name"]: {"length": row["length"], "oldest_wait_s": row["oldest_wait_s"]}
+                for row in self.queues()
+            },
+            "asr_latency_ms": {
+                "p50": asr.finalize_p50_ms if asr else math.nan,
+                "p95": asr.finalize_p95_ms if asr else math.nan,
+            },
+            "packet_loss_ratio": lost / expected if expected else 0.0,
+            "jitter_ms": sum(jitters) / len(jitters) if jitters else 0.0,
+            "tick_overruns": self.media.overruns,
+        }
+
     # --------------------------------------------------------------- policy
 
     def _guard_invite(self, request: Request, source: Peer, now: float) -> Response | None:
@@ -316,6 +369,11 @@ class HotlineServer:
             return
         call = Call(leg, inbound=True)
         self.calls[leg.leg_id] = call
+        if self.records is not None:
+            self.records.call_started(
+                leg.call_id, request.headers.get("From") or "",
+                request.headers.get("P-Asserted-Identity"),
+            )  # fmt: skip
         clog.debug("incoming call from %s via %s", request.headers.get("From"), event.source)
         self._spawn(self._answer(call, offer))
 
@@ -426,6 +484,10 @@ class HotlineServer:
         if call is None or call.stream_id is None:
             return
         call.queue, call.priority = transfer.queue, transfer.priority
+        call.queued_at = asyncio.get_running_loop().time()
+        if self.records is not None:
+            records, call_id = self.records, call.leg.call_id
+            records.queued(call_id, transfer.queue, transfer.intent, transfer.priority)
         waiting = self.queued.setdefault(transfer.queue, [])
         # Higher priority first; equal priority keeps arrival order.
         position = next(
@@ -466,6 +528,12 @@ class HotlineServer:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         path = Path(self.config.data_dir) / "ivr" / f"outcomes-{day}.jsonl"
         self._spawn(asyncio.to_thread(_append_line, path, json.dumps(record)))
+        if self.records is not None:
+            call = self._call_by_id(outcome.call_id)
+            recording = call.recording_path if call is not None else None
+            self.records.ivr_outcome(
+                outcome.call_id, record, str(recording) if recording else None
+            )
 
     def _call_by_id(self, call_id: str) -> Call | None:
         return next((c for c in self.calls.values() if c.leg.call_id == call_id), None)
@@ -503,8 +571,15 @@ class HotlineServer:
             clog.info("%s", ended)
         if call is None:
             return
+        # Still in the IVR, or waiting in a queue (no agent answers before issue 6):
+        # the caller gave up before reaching a person.
+        abandoned = call.queue is not None or (
+            self.ivr is not None and call.leg.call_id in self.ivr.calls
+        )
         if self.ivr is not None:
             self.ivr.end_call(call.leg.call_id)
+        if self.records is not None and call.inbound:
+            self.records.call_ended(call.leg.call_id, answered_by_agent=not abandoned)
         if call.queue is not None:
             waiting = self.queued.get(call.queue, [])
             if call in waiting:

@@ -338,6 +338,12 @@ class Flow:
         base = Path(base_dir) if base_dir is not None else Path(source).parent
         return _Loader(data, lines, base, matcher_factory or default_matcher_factory).load()
 
+    def queues(self) -> tuple[str, ...]:
+        """Every queue a call can leave this flow for: fixed ones and the intents'."""
+        names = {step.queue for step in self.steps.values() if isinstance(step, TransferStep)}
+        names |= {self.matcher.queue_of(intent) for intent in self.matcher.intents()}
+        return tuple(sorted(n for n in names if n))
+
     def prompt_texts(self) -> tuple[str, ...]:
         """Every text the flow can speak, with ``{label}`` filled for every intent.
 

@@ -48,6 +48,8 @@ class IvrOutcome:
     decided_by_speech: bool = False
     ended_by: Ending = ""
     events: list[tuple[float, str, str]] = field(default_factory=list)
+    # Both sides in order: (time, "ivr" or "customer", text, confidence or None).
+    dialogue: list[tuple[float, str, str, float | None]] = field(default_factory=list)
 
     @property
     def decision_latency_ms(self) -> float | None:
@@ -78,4 +80,8 @@ class IvrOutcome:
             "decision_latency_ms": self.decision_latency_ms,
             "ended_by": self.ended_by,
             "events": [[t, kind, detail] for t, kind, detail in self.events],
+            "dialogue": [
+                {"at": t, "speaker": who, "text": text, "confidence": confidence}
+                for t, who, text, confidence in self.dialogue
+            ],
         }

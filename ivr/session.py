@@ -211,6 +211,7 @@ class IvrSession:
         self._event(now, "final", f"{hyp.text!r} {hyp.confidence:.2f}")
         if hyp.text.strip():
             self.outcome.transcript.append(hyp.text)
+            self.outcome.dialogue.append((now, "customer", hyp.text, hyp.confidence))
         text = normalize(hyp.text)
         if isinstance(step, ListenStep):
             self.outcome.attempts += 1
@@ -226,6 +227,7 @@ class IvrSession:
         step = self._step
         self.outcome.digits.append(digit)
         self._event(now, "dtmf", digit)
+        self.outcome.dialogue.append((now, "customer", f"[key {digit}]", None))
         if isinstance(step, TransferStep):
             return []  # already on the way to a person
         if self._phase is Phase.PLAYING:
@@ -334,6 +336,8 @@ class IvrSession:
             prompt = render(prompt, label or "")
         self._phase, self._barge_in = Phase.PLAYING, barge_in
         self.outcome.prompts.append(prompt)
+        said = prompt if isinstance(prompt, str) else f"[{prompt.name}]"  # a file: its name
+        self.outcome.dialogue.append((now, "ivr", said, None))
         self._event(now, "prompt", str(prompt))
         return [PlayPrompt(prompt, barge_in)]
 

@@ -1,24 +1,25 @@
 """A customer chats on /chat, an agent on /agent takes it and replies, and opens the
 same customer's earlier voice call with its IVR transcript.
 
-The earlier call is seeded into the store by ``earlier_voice_call`` as the
-server writes one (IVR prompts and the caller's recognised words as messages,
-the call's events). Once ``hotline serve`` writes calls into the store, that
-helper can place a real call with ``hotline call --from NUMBER`` instead; the
-rest of the test does not change.
+The earlier call is real: ``hotline call --from NUMBER --say ...`` dials the
+running ``hotline serve`` (speech IVR on), which writes the call into the
+conversation store (IVR prompts and the caller's recognised words as messages,
+the call's events). The chat customer then gives the same phone number.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.bridge_process import BridgeProcess
+from tests.integration.helpers import HotlineProcess, hotline_command
 
 PASSWORD = "agent password 1"
 PHONE = "+15551230001"
@@ -30,40 +31,48 @@ class EarlierCall:
     """What the agent should find of the customer's voice call."""
 
     phone: str
-    transcript: tuple[str, ...]
+    transcript: tuple[str, ...]  # the IVR's first prompt, then what the caller said
     intent: str
 
 
-def earlier_voice_call(bridge: BridgeProcess, phone: str) -> EarlierCall:
-    """The customer's voice call, in the store before they chat (seeded while stopped)."""
-    transcript = ("How can we help you today?", "my prescription ran out and I need a refill")
+@dataclass(frozen=True)
+class Server:
+    """The running hotline, as the browser sees it."""
 
-    async def seed(store: Any) -> None:
-        caller = await store.customer_for("phone", phone)
-        call = await store.open_conversation(caller.id, "voice", call_id="e2e-call@127.0.0.1")
-        await store.add_message(call.id, "ivr", transcript[0], offset_ms=0)
-        await store.add_message(call.id, "customer", transcript[1], offset_ms=2400, confidence=0.93)
-        await store.record_event(call.id, "intent", {"intent": "refill", "confidence": 0.93})
-        await store.record_event(call.id, "queued", {"queue": "pharmacy"})
-        await store.update_conversation(call.id, status="closed", intent="refill", queue="pharmacy")
-
-    bridge.seed(seed)
-    return EarlierCall(phone, transcript, "refill")
+    url: str
+    process: HotlineProcess
 
 
-@pytest.fixture
-def bridge(tmp_path: Path) -> Iterator[tuple[BridgeProcess, EarlierCall]]:
-    process = BridgeProcess(tmp_path / "bridge")
-    process.add_user("ann", {"agent"}, PASSWORD)
-    call = earlier_voice_call(process, PHONE)
-    process.start()
-    yield process, call
-    process.stop()
+def earlier_voice_call(server: HotlineProcess, phone: str) -> EarlierCall:
+    """The customer phones the hotline with ``hotline call`` and asks for a refill."""
+    command = hotline_command() + [
+        "call", f"sip:hotline@127.0.0.1:{server.sip_port}",
+        "--from", phone, "--say", "I need a prescription refill", "--say", "yes",
+        "--api", f"http://127.0.0.1:{server.http_port}", "--timeout", "90",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["queue"] == "pharmacy", result
+    return EarlierCall(phone, (result["prompts"][0], result["transcript"][0]), result["intent"])
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, EarlierCall]]:
+    workdir = tmp_path_factory.mktemp("hotline")
+    # The agent's account goes into the server's store (DATA_DIR/hotline.db) first.
+    BridgeProcess(workdir / "data").add_user("ann", {"agent"}, PASSWORD)
+    process = HotlineProcess(workdir, ivr=True, log_level="info")
+    process.start(ready_timeout_s=120.0)
+    try:
+        call = earlier_voice_call(process, PHONE)
+        yield Server(f"http://127.0.0.1:{process.http_port}", process), call
+    finally:
+        process.stop()
     assert "Traceback" not in process.log_text(), process.log_text()[-3000:]
 
 
 def test_customer_chats_agent_replies_and_sees_the_voice_call(
-    browser: Any, bridge: tuple[BridgeProcess, EarlierCall]
+    browser: Any, bridge: tuple[Server, EarlierCall]
 ) -> None:
     from playwright.sync_api import expect
 
@@ -133,8 +142,10 @@ def test_customer_chats_agent_replies_and_sees_the_voice_call(
         expect(agent.locator("#conversation-title")).to_contain_text("Voice call")
         for line in call.transcript:
             expect(agent.locator("#messages")).to_contain_text(line, timeout=TIMEOUT_MS)
-        expect(agent.locator("#messages li.ivr")).to_contain_text(call.transcript[0])
-        expect(agent.locator("#messages li.customer")).to_contain_text("confidence 0.93")
+        expect(agent.locator("#messages li.ivr").first).to_contain_text(call.transcript[0])
+        expect(agent.locator("#messages li.customer").first).to_contain_text(
+            re.compile(r"confidence [01]\.\d\d")
+        )
         expect(agent.locator("#events")).to_contain_text("intent")
         expect(agent.locator("#reply-form")).to_be_hidden()  # no typing into a call
     finally:
@@ -146,7 +157,7 @@ def test_customer_chats_agent_replies_and_sees_the_voice_call(
 
 
 def test_wrong_password_is_shown_and_closing_ends_the_customers_chat(
-    browser: Any, bridge: tuple[BridgeProcess, EarlierCall]
+    browser: Any, bridge: tuple[Server, EarlierCall]
 ) -> None:
     from playwright.sync_api import expect
 

@@ -510,3 +510,20 @@ def test_the_outcome_is_json_ready_and_tells_the_story() -> None:
     assert {"speech_start", "speech_end", "final", "match", "confirm", "decision"} <= set(kinds)
     times = [t for t, _, _ in call.outcome.events]
     assert times == sorted(times)
+
+
+def test_the_dialogue_holds_both_sides_in_order_with_the_callers_confidence() -> None:
+    call = Call().to_ask()
+    call.say("my tooth", confidence=0.4)
+    call.prompt_finished()
+    call.say("yes")
+    dialogue = call.outcome.to_dict()["dialogue"]
+    said = [(d["speaker"], d["text"]) for d in dialogue]
+    assert said == [
+        ("ivr", "Welcome to Test Hospital."), ("ivr", "Calls are recorded."), ("ivr", ASK),
+        ("customer", "my tooth"), ("ivr", "You said a tooth problem. Is that right?"),
+        ("customer", "yes"), ("ivr", "Connecting you to the dental desk."),
+    ]  # fmt: skip
+    assert dialogue[3]["confidence"] == pytest.approx(0.4)
+    assert dialogue[0]["confidence"] is None
+    assert [d["at"] for d in dialogue] == sorted(d["at"] for d in dialogue)

@@ -1,0 +1,205 @@
+"""Each call's life in the conversation store, and on the agents' pages.
+
+``HotlineServer`` calls these plain methods from its SIP and IVR callbacks:
+
+- ``call_started``: the caller becomes a customer (found by the phone number of
+  ``P-Asserted-Identity`` or ``From``, normalised to E.164) with a voice
+  conversation in status ``ivr``;
+- ``ivr_outcome``: the IVR's dialogue (prompts and what the caller said, with
+  confidences and offsets into the recording) becomes messages, its events call
+  events, and the conversation gets intent, queue and recording;
+- ``queued`` / ``call_ended``: status changes (``queued``, then ``closed`` or
+  ``abandoned`` when the caller hangs up before an agent answered).
+
+Agents' pages hear of each step through the bridge's hub (``call.event``).
+One call's writes run in order on one chain of tasks, so a slow or failing store
+delays only that call's records, never media or signalling; a store error is
+logged with the call-id and the call goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bridge.hub import AGENTS, Hub
+from conversations import Conversation, Store, StoreError, normalize_phone
+from hotline.logs import call_log
+from sip.address import NameAddress
+from sip.errors import RemoteProtocolError
+
+__all__ = ["CallRecords", "caller_identity"]
+
+log = logging.getLogger("hotline.call_records")
+
+
+def caller_identity(
+    from_header: str, asserted: str | None, default_country_code: str = "1"
+) -> tuple[str, str, str | None]:
+    """``(kind, value, display_name)`` of the customer behind an INVITE.
+
+    The network-asserted identity wins over ``From`` (RFC 3325 §9.1: a trusted trunk
+    sets it, while ``From`` is whatever the phone says). A URI without a phone
+    number (``sip:alice@example.org``) is an ``account`` identity.
+    """
+    for raw in (asserted, from_header):
+        if not raw:
+            continue
+        try:
+            address = NameAddress.parse(raw.split(",")[0])
+        except RemoteProtocolError:
+            continue
+        try:
+            return "phone", normalize_phone(str(address.uri), default_country_code), (
+                address.display_name
+            )
+        except ValueError:
+            uri = address.uri
+            if uri.user:
+                return "account", f"{uri.user}@{uri.host}".lower(), address.display_name
+    return "account", "anonymous@invalid", None
+
+
+class CallRecords:
+    """Writes calls into the store in order, one chain of tasks per call."""
+
+    def __init__(self, store: Store, hub: Hub | None, default_country_code: str = "1") -> None:
+        self.store = store
+        self.hub = hub
+        self.default_country_code = default_country_code
+        self._chains: dict[str, asyncio.Task[None]] = {}
+        self._conversations: dict[str, int] = {}
+        self.errors = 0
+
+    # -- what the server tells us --------------------------------------------------
+
+    def call_started(self, call_id: str, from_header: str, asserted: str | None) -> None:
+        """An inbound call was answered: find the customer, open the conversation."""
+        kind, value, display_name = caller_identity(
+            from_header, asserted, self.default_country_code
+        )
+
+        async def write() -> None:
+            customer = await self.store.customer_for(kind, value, display_name)
+            conversation = await self.store.open_conversation(
+                customer.id, "voice", status="ivr", call_id=call_id
+            )
+            self._conversations[call_id] = conversation.id
+            self._publish(call_id, "started", {"customer_id": customer.id, kind: value})
+
+        self._then(call_id, write)
+
+    def ivr_outcome(self, call_id: str, outcome: dict[str, Any], recording: str | None) -> None:
+        """The IVR finished with the caller: its dialogue, decision and events."""
+
+        async def write() -> None:
+            conversation_id = self._conversations.get(call_id)
+            if conversation_id is None:
+                return
+            dialogue = outcome.get("dialogue") or []
+            events = outcome.get("events") or []
+            # The session's clock (the loop's) starts with the call, as the recording
+            # does on answer; wall-clock times are the loop's shifted to time.time().
+            start = events[0][0] if events else (dialogue[0]["at"] if dialogue else 0.0)
+            to_wall = time.time() - asyncio.get_running_loop().time()
+            for line in dialogue:
+                await self.store.add_message(
+                    conversation_id,
+                    line["speaker"],
+                    line["text"],
+                    at=line["at"] + to_wall,
+                    offset_ms=max(0, round((line["at"] - start) * 1000.0)),
+                    confidence=line["confidence"],
+                )
+            for at, kind, detail in events:
+                self.store.record_event(
+                    conversation_id, f"ivr.{kind}", {"detail": detail, "t_s": at - start}
+                )
+            summary = {
+                key: outcome.get(key)
+                for key in ("intent", "confidence", "queue", "priority", "method", "attempts")
+            } | {"decision_latency_ms": outcome.get("decision_latency_ms")}
+            self.store.record_event(conversation_id, "ivr.outcome", summary)
+            await self._update(
+                call_id, intent=outcome.get("intent"), queue=outcome.get("queue"),
+                recording=recording,
+            )  # fmt: skip
+            self._publish(call_id, "ivr_done", summary)
+
+        self._then(call_id, write)
+
+    def queued(self, call_id: str, queue: str, intent: str | None, priority: int) -> None:
+        """The IVR transferred the call to ``queue``."""
+
+        async def write() -> None:
+            await self._update(call_id, status="queued", queue=queue, intent=intent)
+            self._publish(call_id, "queued", {"queue": queue, "priority": priority})
+
+        self._then(call_id, write)
+
+    def call_ended(self, call_id: str, *, answered_by_agent: bool) -> None:
+        """The call is over; a caller who never reached an agent abandoned it."""
+        status = "closed" if answered_by_agent else "abandoned"
+
+        async def write() -> None:
+            conversation = await self._update(call_id, status=status)
+            self._conversations.pop(call_id, None)
+            if conversation is not None:
+                self._publish(call_id, "ended", {"status": status})
+
+        self._then(call_id, write, last=True)
+
+    async def close(self) -> None:
+        """Wait for every call's pending writes."""
+        chains = list(self._chains.values())
+        if chains:
+            await asyncio.gather(*chains, return_exceptions=True)
+
+    def conversation_id(self, call_id: str) -> int | None:
+        """The conversation of a live call, once the store has opened it."""
+        return self._conversations.get(call_id)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _update(self, call_id: str, **fields: Any) -> Conversation | None:
+        conversation_id = self._conversations.get(call_id)
+        if conversation_id is None:
+            return None
+        return await self.store.update_conversation(conversation_id, **fields)
+
+    def _publish(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        if self.hub is not None:
+            self.hub.publish(
+                AGENTS,
+                {
+                    "type": "call.event",
+                    "call_id": call_id,
+                    "conversation_id": self._conversations.get(call_id),
+                    "kind": kind,
+                    "data": data,
+                    "at": time.time(),
+                },
+            )
+
+    def _then(
+        self, call_id: str, write: Callable[[], Awaitable[None]], *, last: bool = False
+    ) -> None:
+        previous = self._chains.get(call_id)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # its own errors were logged there
+            try:
+                await write()
+            except (StoreError, ValueError) as exc:
+                self.errors += 1
+                call_log("hotline.call_records", call_id).error("conversation store: %s", exc)
+            finally:
+                if last and self._chains.get(call_id) is task:
+                    del self._chains[call_id]
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._chains[call_id] = task
