@@ -1,8 +1,7 @@
 """System routes: ``/health``, ``/api/openapi.json``, ``/metrics`` and a call's IVR outcome.
 
-``/health`` and ``/api/calls/{call_id}/ivr`` answer as the first listener
-(``bridge/health.py``) did: process supervisors, the integration tests and
-``hotline call`` read them.
+Process supervisors, the integration tests and ``hotline call`` read ``/health``
+and ``/api/calls/{call_id}/ivr``.
 """
 
 from __future__ import annotations
