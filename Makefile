@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/media_load.py --quick
 	$(PY) benchmarks/kernels.py --quick
 	$(PY) benchmarks/asr_ivr.py --quick
+	$(PY) benchmarks/store.py --quick
 
 clean:
 	rm -rf build *.egg-info media_core/*.so media_core/_*.c $(VENV)
