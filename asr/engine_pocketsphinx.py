@@ -43,6 +43,7 @@ worker processes.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import re
@@ -239,12 +240,13 @@ class PocketsphinxEngine:
         return compiled
 
     def _compile(self, context: RecognitionContext) -> _Compiled | None:
+        background = self._common_words() if context.general_english > 0.0 else None
         if context.grammar is not None:
             vocabulary = grammar_words(context.grammar)
         else:
             vocabulary = {w for phrase in context.phrases for w in words_of(phrase)}
-            if vocabulary and context.general_english > 0.0:
-                vocabulary |= self._common_words().keys()
+            if vocabulary and background:
+                vocabulary |= background.keys()
         if not vocabulary:
             return None
         added, dropped = self._pronunciations(vocabulary)
@@ -260,9 +262,7 @@ class PocketsphinxEngine:
                 return None
             return _Compiled(search, added, build_jsgf(kept), None)
         arpa = build_arpa(
-            context.phrases,
-            background=self._common_words() if context.general_english > 0.0 else None,
-            background_weight=context.general_english,
+            context.phrases, background=background, background_weight=context.general_english
         )
         with tempfile.NamedTemporaryFile("w", suffix=".arpa", delete=False) as handle:
             handle.write(arpa)
@@ -280,14 +280,12 @@ class PocketsphinxEngine:
             if self._background_words > 0:
                 general = pocketsphinx.NGramModel.readfile(self._general_lm)
                 # prob() answers in the log-math base of pocketsphinx (1.0001).
-                scored = sorted(
+                scored = heapq.nlargest(
+                    self._background_words,
                     ((general.prob([w]), w) for w in self._lexicon if "(" not in w),
-                    reverse=True,
                 )
                 self._background = {
-                    w: 1.0001**score
-                    for score, w in scored[: self._background_words]
-                    if _WORD_ONLY.fullmatch(w)
+                    w: 1.0001**score for score, w in scored if _WORD_ONLY.fullmatch(w)
                 }
         return self._background
 

@@ -20,7 +20,6 @@ logged with the call-id and the call goes on.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +32,10 @@ from sip.errors import RemoteProtocolError
 
 __all__ = ["CallRecords", "caller_identity"]
 
-log = logging.getLogger("hotline.call_records")
+# What of an IVR outcome the call's "ivr.outcome" event and the agents' pages carry.
+_SUMMARY_KEYS = (
+    "intent", "confidence", "queue", "priority", "method", "attempts", "decision_latency_ms",
+)  # fmt: skip
 
 
 def caller_identity(
@@ -118,10 +120,7 @@ class CallRecords:
                 self.store.record_event(
                     conversation_id, f"ivr.{kind}", {"detail": detail, "t_s": at - start}
                 )
-            summary = {
-                key: outcome.get(key)
-                for key in ("intent", "confidence", "queue", "priority", "method", "attempts")
-            } | {"decision_latency_ms": outcome.get("decision_latency_ms")}
+            summary = {key: outcome.get(key) for key in _SUMMARY_KEYS}
             self.store.record_event(conversation_id, "ivr.outcome", summary)
             await self._update(
                 call_id, intent=outcome.get("intent"), queue=outcome.get("queue"),

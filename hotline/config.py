@@ -271,79 +271,59 @@ def _describe(hint: Any) -> str:
     )
 
 
+def _invalid(field_path: str, problem: str) -> ConfigError:
+    """A problem with the merged configuration (no single file or line to blame)."""
+    return ConfigError("configuration", None, field_path, problem)
+
+
 def validate(config: Config) -> None:
     """Cross-field checks that need the whole config (raise ``ConfigError``)."""
     try:
         config.media.rtp_port_range  # noqa: B018
     except ValueError as exc:
-        raise ConfigError("configuration", None, "media.rtp_ports", str(exc)) from None
+        raise _invalid("media.rtp_ports", str(exc)) from None
     for transport in config.sip.transports:
         if transport not in ("udp", "tcp"):
-            raise ConfigError(
-                "configuration",
-                None,
-                "sip.transports",
-                f"unknown transport {transport!r} (udp, tcp)",
-            )
+            raise _invalid("sip.transports", f"unknown transport {transport!r} (udp, tcp)")
     if config.media.recording_format not in ("wav", "ogg"):
-        raise ConfigError(
-            "configuration",
-            None,
-            "media.recording_format",
-            f"unknown format {config.media.recording_format!r} (wav, ogg)",
+        raise _invalid(
+            "media.recording_format", f"unknown format {config.media.recording_format!r} (wav, ogg)"
         )
     known_codecs = ("PCMU", "PCMA", "G722", "OPUS")
     for codec in config.media.codecs:
         if codec.upper() not in known_codecs:
-            raise ConfigError(
-                "configuration",
-                None,
-                "media.codecs",
-                f"unknown codec {codec!r} (PCMU, PCMA, G722, opus)",
-            )
+            raise _invalid("media.codecs", f"unknown codec {codec!r} (PCMU, PCMA, G722, opus)")
     if not config.media.codecs:
-        raise ConfigError("configuration", None, "media.codecs", "must list one or more")
+        raise _invalid("media.codecs", "must list one or more")
     url = config.store.url
     if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(
-            "configuration", None, "store.url",
-            f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB",
-        )  # fmt: skip
+        raise _invalid(
+            "store.url", f"{url!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB"
+        )
     code = config.store.default_country_code
     if not (code.isdigit() and 1 <= len(code) <= 3 and code[0] != "0"):
-        raise ConfigError(
-            "configuration", None, "store.default_country_code",
-            f"{code!r} is not an E.164 country code (1 to 3 digits, e.g. \"1\", \"44\")",
-        )  # fmt: skip
+        raise _invalid(
+            "store.default_country_code",
+            f'{code!r} is not an E.164 country code (1 to 3 digits, e.g. "1", "44")',
+        )
     if config.http.max_body_bytes < 1024:
-        raise ConfigError("configuration", None, "http.max_body_bytes", "must be 1024 or more")
+        raise _invalid("http.max_body_bytes", "must be 1024 or more")
     if config.http.session_lifetime_s <= 0:
-        raise ConfigError("configuration", None, "http.session_lifetime_s", "must be positive")
+        raise _invalid("http.session_lifetime_s", "must be positive")
     for algorithm in config.sip.digest_algorithms:
         if algorithm not in ("SHA-256", "MD5"):
-            raise ConfigError(
-                "configuration",
-                None,
-                "sip.digest_algorithms",
-                f"unknown algorithm {algorithm!r} (SHA-256, MD5)",
+            raise _invalid(
+                "sip.digest_algorithms", f"unknown algorithm {algorithm!r} (SHA-256, MD5)"
             )
     if not config.sip.digest_algorithms:
-        raise ConfigError("configuration", None, "sip.digest_algorithms", "must list one or more")
+        raise _invalid("sip.digest_algorithms", "must list one or more")
     if config.asr.backend not in ("pocketsphinx", "vosk"):
-        raise ConfigError(
-            "configuration",
-            None,
-            "asr.backend",
-            f"unknown recognizer {config.asr.backend!r} (pocketsphinx, vosk)",
+        raise _invalid(
+            "asr.backend", f"unknown recognizer {config.asr.backend!r} (pocketsphinx, vosk)"
         )
     if not 1 <= config.asr.workers <= 64:
-        raise ConfigError("configuration", None, "asr.workers", "must be 1..64")
+        raise _invalid("asr.workers", "must be 1..64")
     if config.ivr.tts not in ("hibari", "espeak-ng"):
-        raise ConfigError(
-            "configuration",
-            None,
-            "ivr.tts",
-            f"unknown voice {config.ivr.tts!r} (hibari, espeak-ng)",
-        )
+        raise _invalid("ivr.tts", f"unknown voice {config.ivr.tts!r} (hibari, espeak-ng)")
     if config.sip.max_calls < 1:
-        raise ConfigError("configuration", None, "sip.max_calls", "must be at least 1")
+        raise _invalid("sip.max_calls", "must be at least 1")

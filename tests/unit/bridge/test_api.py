@@ -7,20 +7,10 @@ from typing import Any
 import pytest
 
 from bridge.auth import CSRF_HEADER
+from bridge.scopes import SCOPES
 from tests.unit.bridge.conftest import Bridge
 
-ALL_SCOPES = (
-    "messages:write",
-    "conversations:read",
-    "customers:read",
-    "customers:write",
-    "agents:read",
-    "agents:write",
-    "queues:read",
-    "calls:read",
-    "audit:read",
-    "metrics:read",
-)
+ALL_SCOPES = tuple(sorted(SCOPES))  # a token with every scope there is
 
 
 async def voice_call(bridge: Bridge, phone: str = "+15551230001") -> tuple[Any, Any]:
