@@ -9,6 +9,7 @@ of this module. The UA's events go to the application's ``on_event`` callback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable, Iterable
 
@@ -21,6 +22,8 @@ from sip.transport_tcp import TcpTransport
 from sip.transport_udp import UdpTransport
 from sip.ua_events import UaEvent
 from sip.user_agent import Output, UserAgent
+
+_EPHEMERAL_ATTEMPTS = 8
 
 log = logging.getLogger("hotline.sip")
 
@@ -41,11 +44,24 @@ class SipEndpoint:
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
         """Listen on ``host:port`` over UDP and/or TCP."""
         self._loop = asyncio.get_running_loop()
-        if udp:
-            self.udp = await UdpTransport.listen(host, port, self.datagram_received)
-            port = port or self.udp.local_port
-        if tcp:
-            self.tcp = await TcpTransport.listen(host, port, self.datagram_received)
+        # An ephemeral port (0) is picked by the UDP bind and then reused for TCP,
+        # where another socket may already hold it: pick again, a few times.
+        attempts = _EPHEMERAL_ATTEMPTS if port == 0 and udp and tcp else 1
+        for attempt in range(1, attempts + 1):
+            if udp:
+                self.udp = await UdpTransport.listen(host, port, self.datagram_received)
+            if not tcp:
+                return
+            tcp_port = port or (self.udp.local_port if self.udp is not None else 0)
+            try:
+                self.tcp = await TcpTransport.listen(host, tcp_port, self.datagram_received)
+                return
+            except OSError as exc:
+                if attempt == attempts or exc.errno != errno.EADDRINUSE:
+                    raise
+                assert self.udp is not None
+                self.udp.close()
+                self.udp = None
 
     @property
     def now(self) -> float:

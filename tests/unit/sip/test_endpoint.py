@@ -3,13 +3,13 @@
 import asyncio
 
 import pytest
+from ua_harness import Limits
 
 from sip.endpoint import SipEndpoint
 from sip.parser import StreamFramer, parse_message
+from sip.registration_service import RegistrationService
 from sip.transaction_layer import TransactionLayer
 from sip.user_agent import UaConfig, UserAgent
-from ua_harness import Limits
-from sip.registration_service import RegistrationService
 
 
 def options(branch: str, transport: str = "UDP") -> bytes:
@@ -89,3 +89,54 @@ async def test_garbage_is_dropped_and_the_endpoint_keeps_serving(endpoint):
     assert endpoint.stats["dropped"] == 1
     client2 = await udp_exchange(endpoint.udp.local_port, options("g2"))
     assert parse_message(await asyncio.wait_for(client2.received.get(), 2)).status_code == 200
+
+
+async def test_an_ephemeral_port_taken_for_tcp_is_picked_again(monkeypatch):
+    """Port 0: UDP picks a port and TCP reuses it; if TCP finds it taken, pick anew."""
+    import errno
+
+    from sip import endpoint as endpoint_module
+
+    real_listen = endpoint_module.TcpTransport.listen
+    refused: list[int] = []
+
+    async def listen_refusing_once(host, port, on_message):
+        if not refused:
+            refused.append(port)
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        return await real_listen(host, port, on_message)
+
+    monkeypatch.setattr(endpoint_module.TcpTransport, "listen", listen_refusing_once)
+    registration = RegistrationService("hotline", {}, b"s" * 32, "127.0.0.1", Limits())
+    ua = UserAgent(UaConfig("127.0.0.1", 0), TransactionLayer(), registration)
+    ep = SipEndpoint(ua, lambda event: None)
+    await ep.start("127.0.0.1", 0)
+    try:
+        assert len(refused) == 1
+        assert ep.udp is not None and ep.tcp is not None
+        assert ep.tcp.local_port == ep.udp.local_port != 0
+    finally:
+        ep.close()
+
+
+async def test_a_fixed_port_taken_for_tcp_is_an_error(monkeypatch):
+    import errno
+
+    from sip import endpoint as endpoint_module
+
+    tried: list[int] = []
+
+    async def listen_refusing(host, port, on_message):
+        tried.append(port)
+        raise OSError(errno.EADDRINUSE, "address already in use")
+
+    monkeypatch.setattr(endpoint_module.TcpTransport, "listen", listen_refusing)
+    registration = RegistrationService("hotline", {}, b"s" * 32, "127.0.0.1", Limits())
+    ua = UserAgent(UaConfig("127.0.0.1", 0), TransactionLayer(), registration)
+    ep = SipEndpoint(ua, lambda event: None)
+    try:
+        with pytest.raises(OSError):
+            await ep.start("127.0.0.1", 45999)
+        assert tried == [45999]  # the operator asked for that port: no other is tried
+    finally:
+        ep.close()
