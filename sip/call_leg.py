@@ -22,6 +22,7 @@ from sip.dialog import Dialog
 from sip.errors import LocalProtocolError
 from sip.message import Request
 from sip.peer import Peer
+from sip.refer import ReceivedRefer, SentRefers
 
 
 class LegState(Enum):
@@ -74,6 +75,11 @@ class CallLeg:
     reinvite_client_tx: str | None = None
     reinvite_request: Request | None = None
     ack_bytes: bytes = b""
+    # Transfer (RFC 3515): REFERs the peer sent us in this dialog, the one we are
+    # reporting on, and the REFERs we sent whose progress we follow.
+    refers_received: int = 0
+    received_refer: ReceivedRefer | None = None
+    sent_refers: SentRefers = field(default_factory=SentRefers)
     app_data: dict[str, object] = field(default_factory=dict)
 
     @property

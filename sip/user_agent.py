@@ -9,6 +9,13 @@ which return outputs the same way.
 Requests outside a dialog that are not INVITE are handled here too: OPTIONS is
 answered (keepalives, §11), REGISTER goes to the ``RegistrationService``, and an
 unknown method gets 501 (§8.2.1).
+
+Call transfer (RFC 3515): a REFER in a confirmed dialog is answered 202 and
+comes up as ``TransferRequested``; we send the initial NOTIFY and the
+application reports later progress with ``notify_transfer``. ``refer`` sends a
+REFER, whose answer and NOTIFYs come up as ``TransferAccepted``/``TransferFailed``
+and ``TransferProgress``. An INVITE's Replaces header (RFC 3891) is parsed onto
+``IncomingCall``; ``leg_for_dialog`` finds the dialog it names.
 """
 
 from __future__ import annotations
@@ -24,7 +31,22 @@ from sip.errors import RemoteProtocolError
 from sip.headers import Headers
 from sip.message import Request, Response, make_response
 from sip.peer import Peer
+from sip.refer import (
+    EVENT_PACKAGE,
+    SIPFRAG_CONTENT_TYPE,
+    ReceivedRefer,
+    notify_headers,
+    parse_event,
+    parse_refer_sub,
+    parse_refer_to,
+    parse_sipfrag_status,
+    refer_to_value,
+    sipfrag_status,
+    subscription_terminated,
+)
 from sip.registration_service import RegistrationService
+from sip.replaces import Replaces, tags_match
+from sip.status import reason_phrase
 from sip.transaction_events import (
     AckTimedOut,
     RequestReceived,
@@ -43,6 +65,10 @@ from sip.ua_events import (
     CallProgress,
     IncomingCall,
     OfferReceived,
+    TransferAccepted,
+    TransferFailed,
+    TransferProgress,
+    TransferRequested,
     UaEvent,
 )
 from sip.uri import SipUri
@@ -50,7 +76,7 @@ from sip.uri import SipUri
 log = logging.getLogger("hotline.sip")
 
 Output = Transmit | UaEvent
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, REFER, NOTIFY"
 KNOWN_METHODS = frozenset(
     {
         "INVITE",
@@ -69,7 +95,10 @@ KNOWN_METHODS = frozenset(
         "REFER",
     }
 )
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags we implement (§8.2.2.3)
+# Option tags we implement (§8.2.2.3): Replaces (RFC 3891 §6.2) and REFER without
+# an implicit subscription (RFC 4488 §5).
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({"replaces", "norefersub"})
+SUPPORTED = ", ".join(sorted(SUPPORTED_EXTENSIONS))
 
 
 @dataclass(slots=True)
@@ -113,6 +142,8 @@ class UserAgent:
         self._legs_by_tx: dict[str, CallLeg] = {}
         self._legs_by_dialog: dict[tuple[str, str], CallLeg] = {}  # (Call-ID, local tag)
         self._reinvite_tx: dict[str, CallLeg] = {}
+        self._refer_tx: dict[str, tuple[CallLeg, int]] = {}  # our REFERs: leg, CSeq
+        self._notify_tx: dict[str, ReceivedRefer] = {}  # our NOTIFYs: what they report
 
     # ----------------------------------------------------------------- inputs
 
@@ -166,6 +197,9 @@ class UserAgent:
                 return self._respond(
                     event, 420, headers=[("Unsupported", ", ".join(unsupported))], now=now
                 )
+            if method != "INVITE" and "Replaces" in request.headers:
+                # RFC 3891 §3: Replaces in any request but INVITE gets 400.
+                raise RemoteProtocolError(f"Replaces header in {method}")
             if request.to.tag:
                 return self._on_in_dialog_request(event, now)
             if method == "INVITE":
@@ -178,7 +212,9 @@ class UserAgent:
                     return list(events)
                 return self._send_response(event.transaction_id, response, now) + list(events)
             # §12.2.2 would apply inside a dialog; outside one, BYE/INFO have nothing to act on.
-            if method in ("BYE", "INFO", "UPDATE", "PRACK"):
+            # A REFER or NOTIFY outside a dialog names no call or subscription of ours
+            # (RFC 6665 §4.1.3: an unmatched NOTIFY gets 481).
+            if method in ("BYE", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"):
                 return self._respond(event, 481, now=now)
             return self._respond(event, 405, headers=[("Allow", ALLOW)], now=now)
         except RemoteProtocolError as exc:
@@ -189,6 +225,7 @@ class UserAgent:
 
     def _on_invite(self, event: RequestReceived, now: float) -> list[Output]:
         request = event.request
+        replaces = _replaces_of(request)
         if self.invite_guard is not None:
             refusal = self.invite_guard(request, event.source, now)
             if refusal is not None:
@@ -209,7 +246,7 @@ class UserAgent:
         leg.dialog = Dialog.from_uas(request, leg.local_tag, event.source)
         self._legs_by_tx[event.transaction_id or ""] = leg
         self._legs_by_dialog[(leg.call_id, leg.local_tag)] = leg
-        return [IncomingCall(leg, request, event.source)]
+        return [IncomingCall(leg, request, event.source, replaces)]
 
     def _on_ack(self, request: Request, now: float) -> list[Output]:
         leg = self._leg_for_in_dialog(request)
@@ -252,7 +289,70 @@ class UserAgent:
             return self._respond(event, 200, headers=_capability_headers(), now=now)
         if request.method == "INFO":
             return self._respond(event, 200, now=now)
+        if request.method == "REFER":
+            return self._on_refer(event, leg, now)
+        if request.method == "NOTIFY":
+            return self._on_notify(event, leg, now)
         return self._respond(event, 405, headers=[("Allow", ALLOW)], now=now)
+
+    def _on_refer(self, event: RequestReceived, leg: CallLeg, now: float) -> list[Output]:
+        request = event.request
+        assert leg.dialog is not None
+        leg.refers_received += 1
+        if leg.dialog.state is not DialogState.CONFIRMED:
+            return self._respond(event, 403, reason="Transfer Before Answer", now=now)
+        refer_to = parse_refer_to(request.headers)
+        subscription = parse_refer_sub(request.headers)
+        pending = leg.received_refer
+        if pending is not None and not pending.reported:
+            # One transfer at a time per dialog: notify_transfer reports on the leg's
+            # latest REFER, so a second one waits until the first has a final status.
+            return self._respond(event, 491, headers=[("Retry-After", "1")], now=now)
+        number = request.cseq.number
+        # RFC 3515 §2.4.6: NOTIFYs for the second and later REFERs of a dialog carry
+        # the REFER's CSeq number as the Event id.
+        event_id = str(number) if leg.refers_received > 1 else None
+        refer = ReceivedRefer(number, event_id, subscription, terminated=not subscription)
+        leg.received_refer = refer
+        headers = [("Contact", self._contact(leg.peer.transport))]
+        if not subscription:
+            # RFC 4488 §4: we process it without the implicit subscription and say so.
+            headers.append(("Refer-Sub", "false"))
+        out = self._respond(event, 202, headers=headers, now=now)
+        if subscription:
+            # RFC 6665 §4.2.1.2 / RFC 3515 §2.4.4: the subscription's first NOTIFY goes
+            # out at once; with nothing better to say it is "100 Trying" (§2.4.5).
+            out += self._send_notify(leg, refer, 100, "Trying", now)
+        referred_by = request.headers.get("Referred-By")
+        return out + [
+            TransferRequested(
+                leg, refer_to.target, refer_to.replaces, referred_by, subscription, event_id
+            )
+        ]
+
+    def _on_notify(self, event: RequestReceived, leg: CallLeg, now: float) -> list[Output]:
+        request = event.request
+        event_value = request.headers.get("Event")
+        if event_value is None:
+            raise RemoteProtocolError("missing Event header")
+        package, event_id = parse_event(event_value)
+        if package != EVENT_PACKAGE:
+            # RFC 6665 §8.3.1 (489 Bad Event): the refer package is all we subscribe to.
+            return self._respond(
+                event, 489, reason="Bad Event", headers=[("Allow-Events", EVENT_PACKAGE)], now=now
+            )
+        cseq = leg.sent_refers.match(event_id)
+        if cseq is None:
+            # RFC 6665 §4.1.3: a NOTIFY that matches no subscription of ours gets 481.
+            return self._respond(event, 481, now=now)
+        final = subscription_terminated(request.headers)
+        # RFC 3515 §2.4.5: the body is a sipfrag whose Status-Line tells the progress.
+        # An unreadable one is still acknowledged (a 4xx might end the subscription
+        # before the outcome is known) and reported as status 0.
+        status = parse_sipfrag_status(request.content_type, request.body) or 0
+        if final:
+            leg.sent_refers.end(cseq)
+        return self._respond(event, 200, now=now) + [TransferProgress(leg, status, final)]
 
     def _on_reinvite(self, event: RequestReceived, leg: CallLeg, now: float) -> list[Output]:
         if leg.reinvite_client_tx is not None:
@@ -321,6 +421,63 @@ class UserAgent:
         )
         return self._send_response(tx, response, now)
 
+    def notify_transfer(
+        self, leg: CallLeg, status_code: int, reason: str, now: float
+    ) -> list[Output]:
+        """Report the progress of the REFER the leg's peer sent (RFC 3515 §2.4.4).
+
+        ``status_code``/``reason`` become the NOTIFY's sipfrag Status-Line (an empty
+        reason takes the standard phrase). A final status (>= 200) terminates the
+        subscription, and lets the dialog's next REFER be accepted. Returns nothing
+        when the referrer asked for no subscription (RFC 4488), when the
+        subscription is already over, or when the leg has ended.
+        """
+        refer = leg.received_refer
+        if refer is None or leg.state is LegState.ENDED or leg.dialog is None:
+            return []
+        if status_code >= 200:
+            refer.reported = True
+        if refer.terminated:
+            return []
+        return self._send_notify(leg, refer, status_code, reason, now)
+
+    def leg_for_dialog(self, call_id: str, local_tag: str, remote_tag: str) -> CallLeg | None:
+        """The active leg whose dialog has these identifiers, from our side.
+
+        For an INVITE with Replaces (RFC 3891 §3) pass ``replaces.to_tag`` as
+        ``local_tag`` and ``replaces.from_tag`` as ``remote_tag``
+        (``Replaces.local_tag``/``remote_tag``): the Replaces is written from the
+        view of the UA receiving the INVITE, which is us. A tag of "0" also matches
+        an empty tag (RFC 3891 §6.1, RFC 2543 dialogs).
+        """
+        leg = self._legs_by_dialog.get((call_id, local_tag))
+        if leg is None or leg.dialog is None or not leg.is_active:
+            return None
+        return leg if tags_match(remote_tag, leg.dialog.remote_tag) else None
+
+    def _send_notify(
+        self, leg: CallLeg, refer: ReceivedRefer, status_code: int, reason: str, now: float
+    ) -> list[Output]:
+        assert leg.dialog is not None
+        final = status_code >= 200
+        body = sipfrag_status(status_code, reason or reason_phrase(status_code))
+        if final:
+            # RFC 3515 §2.4.7: the final NOTIFY ends the subscription.
+            refer.terminated = True
+        request = leg.dialog.create_request(
+            "NOTIFY",
+            self.config.host_for_uri,
+            self.config.port,
+            body=body,
+            content_type=SIPFRAG_CONTENT_TYPE,
+            # RFC 6665 §8.1.2 (via RFC 3515): NOTIFY carries a Contact.
+            contact=self._contact(leg.peer.transport),
+            extra_headers=notify_headers(refer.event_id, final),
+        )
+        tx_id, out = self.transactions.send_request(request, self._dialog_peer(leg), now)
+        self._notify_tx[tx_id] = refer
+        return _wire(out)
+
     # ------------------------------------------------------- UAC app actions
 
     def invite(
@@ -345,6 +502,7 @@ class UserAgent:
         request_headers.add("CSeq", "1 INVITE")
         request_headers.add("Contact", self._contact(peer.transport))
         request_headers.add("Allow", ALLOW)
+        request_headers.add("Supported", SUPPORTED)
         request_headers.add("User-Agent", self.config.user_agent)
         for name, value in headers or ():
             request_headers.add(name, value)
@@ -401,6 +559,46 @@ class UserAgent:
         self._reinvite_tx[tx_id] = leg
         return _wire(out)
 
+    def refer(
+        self,
+        leg: CallLeg,
+        refer_to: str,
+        now: float,
+        *,
+        replaces: Replaces | None = None,
+        refer_sub: bool = True,
+        referred_by: str | None = None,
+    ) -> list[Output]:
+        """Send REFER in the leg's confirmed dialog, asking the peer to call ``refer_to``.
+
+        ``replaces`` is embedded, escaped, in the Refer-To URI (attended transfer,
+        RFC 3891 §6); ``refer_sub=False`` asks for no NOTIFYs (RFC 4488);
+        ``referred_by`` is sent as the Referred-By header (RFC 3892) verbatim.
+        """
+        if leg.state is not LegState.CONFIRMED or leg.dialog is None:
+            return []
+        headers = [("Refer-To", refer_to_value(refer_to, replaces))]
+        if referred_by:
+            headers.append(("Referred-By", referred_by))
+        if not refer_sub:
+            headers.append(("Refer-Sub", "false"))
+        request = leg.dialog.create_request(
+            "REFER",
+            self.config.host_for_uri,
+            self.config.port,
+            # RFC 3515 §2.2: a REFER carries a Contact.
+            contact=self._contact(leg.peer.transport),
+            extra_headers=headers,
+        )
+        number = request.cseq.number
+        leg.sent_refers.count += 1
+        # NOTIFYs may arrive before the 202 (RFC 6665 §4.1.2.4), so listen at once,
+        # even with Refer-Sub: false until the answer says the peer honours it.
+        leg.sent_refers.live.append(number)
+        tx_id, out = self.transactions.send_request(request, self._dialog_peer(leg), now)
+        self._refer_tx[tx_id] = (leg, number)
+        return _wire(out)
+
     def _cancel(self, leg: CallLeg, now: float) -> list[Output]:
         if not leg.provisional_received:
             # §9.1: no CANCEL before a provisional response; send it when one comes.
@@ -428,6 +626,10 @@ class UserAgent:
         tx_id = event.transaction_id
         if tx_id in self._reinvite_tx:
             return self._on_reinvite_response(self._reinvite_tx[tx_id], event, now)
+        if tx_id in self._refer_tx:
+            return self._on_refer_response(event)
+        if tx_id in self._notify_tx:
+            return self._on_notify_response(event)
         uac_leg = self._legs_by_tx.get(tx_id)
         if uac_leg is None or uac_leg.role != "uac" or response.cseq.method != "INVITE":
             return []
@@ -499,7 +701,38 @@ class UserAgent:
             return self._ack(leg.dialog, None, now, leg, cseq=response.cseq.number)
         return []
 
+    def _on_refer_response(self, event: ResponseReceived) -> list[Output]:
+        response = event.response
+        if response.is_provisional:
+            return []
+        leg, number = self._refer_tx.pop(event.transaction_id)
+        if not response.is_success:
+            leg.sent_refers.end(number)
+            return [TransferFailed(leg, response.status_code)]
+        if (response.headers.get("Refer-Sub") or "").strip().lower() == "false":
+            # RFC 4488 §4: the peer created no subscription, so no NOTIFY will come.
+            leg.sent_refers.end(number)
+        return [TransferAccepted(leg)]
+
+    def _on_notify_response(self, event: ResponseReceived) -> list[Output]:
+        if event.response.is_provisional:
+            return []
+        refer = self._notify_tx.pop(event.transaction_id)
+        if not event.response.is_success:
+            # RFC 6665 §4.2.2: a failure response to NOTIFY (481 once the referrer has
+            # hung up) ends the subscription. RFC 5057 §5.2: only that usage ends,
+            # the call in the same dialog goes on.
+            refer.terminated = True
+        return []
+
     def _on_timeout(self, tx_id: str, now: float) -> list[Output]:
+        if tx_id in self._refer_tx:
+            referring, number = self._refer_tx.pop(tx_id)
+            referring.sent_refers.end(number)
+            return [TransferFailed(referring, 408)]  # §8.1.3.1: a timeout is a 408
+        if tx_id in self._notify_tx:
+            self._notify_tx.pop(tx_id).terminated = True  # RFC 6665 §4.2.2
+            return []
         if tx_id in self._reinvite_tx:
             reinvited = self._reinvite_tx.pop(tx_id)
             reinvited.reinvite_client_tx = None
@@ -583,6 +816,7 @@ class UserAgent:
             # §12.1.1: Record-Route is copied into dialog-creating responses.
             extra += [("Record-Route", rr) for rr in leg.invite.headers.get_all("Record-Route")]
             extra.append(("Allow", ALLOW))
+            extra.append(("Supported", SUPPORTED))
         if body:
             extra.append(("Content-Type", "application/sdp"))
         extra.append(("Server", self.config.user_agent))
@@ -637,12 +871,27 @@ def _wire(outputs: list[TransactionOutput]) -> list[Output]:
 
 def _capability_headers() -> list[tuple[str, str]]:
     # §11.2: OPTIONS answers say what we allow and accept.
-    return [("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")]
+    return [
+        ("Allow", ALLOW),
+        ("Supported", SUPPORTED),
+        ("Accept", "application/sdp"),
+        ("Accept-Language", "en"),
+    ]
 
 
 def _unsupported_requirements(request: Request) -> list[str]:
     required = request.headers.get_all("Require")
     return [tag for tag in required if tag.lower() not in SUPPORTED_EXTENSIONS]
+
+
+def _replaces_of(request: Request) -> Replaces | None:
+    values = request.headers.get_all("Replaces")
+    if not values:
+        return None
+    if len(values) > 1:
+        # RFC 3891 §3: more than one Replaces header gets 400.
+        raise RemoteProtocolError("more than one Replaces header")
+    return Replaces.parse(values[0])
 
 
 def _contact_or(request: Request, fallback: SipUri) -> SipUri:
