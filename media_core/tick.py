@@ -20,7 +20,11 @@ over a 2-D ``(streams, samples)`` array wherever it can be:
 5. send: all output rows of a G.711 codec are encoded by one kernel call
    (wideband legs by their PyAV encoder) and packed as RTP, or an RFC 4733
    event packet goes out instead while a key is being sent;
-6. report: every few ticks, the legs whose RTCP report is due (RFC 3550
+6. hand out: the output rows of PCM legs (legs without RTP, such as a
+   browser's over WebRTC, ``pcm_leg``) go to the shell with one copy
+   (``take_pcm``), and their input rows were filled in step 1 from their
+   playout buffers with one gather;
+7. report: every few ticks, the legs whose RTCP report is due (RFC 3550
    §6.2, one float compare each) build their SR or RR; the shell sends them
    from the RTCP ports (``take_rtcp``).
 
@@ -30,12 +34,13 @@ room does. The shell (``transport_rtp``) owns sockets and the writer thread.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import struct
 import time
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +58,7 @@ from media_core.media_events import (
     SpeechStarted,
 )
 from media_core.mixer import Mixer
+from media_core.pcm_leg import PcmLegs, PcmLegStats
 from media_core.prompt import PromptPlayer
 from media_core.receive import ReceivePath
 from media_core.recording import Recorder
@@ -78,7 +84,9 @@ __all__ = [
     "Codec",
     "EncodeInto",
     "LoopedPcm",
+    "PCM_CODEC",
     "MediaTick",
+    "PcmLegStats",
     "PcmSource",
     "RtpStream",
     "StreamStats",
@@ -98,6 +106,9 @@ _HEADER = struct.Struct("!BBHII")
 _VERSION_2_BARE = 0x80
 _MARKER = 0x80
 
+#: What ``stats`` says of a PCM leg's codec: linear 16-bit samples, no RTP at all.
+PCM_CODEC = cast(Codec, "L16")
+
 
 class MediaTick:
     """Every RTP stream of the process, advanced together once per ``ptime_ms``."""
@@ -114,6 +125,9 @@ class MediaTick:
         "_inband",
         "_next_id",
         "_now",
+        "_pcm",
+        "_pcm_legs",
+        "_pcm_out",
         "_pending_chunks",
         "_rng",
         "_rtcp_out",
@@ -190,6 +204,10 @@ class MediaTick:
         )
         self._now = 0.0  # the last tick's time: new streams' RTCP schedules start there
         self._rtcp_out: list[Datagram] = []
+        # PCM legs: stream id -> its row in ``_pcm_legs``; their frames out, per tick.
+        self._pcm: dict[int, int] = {}
+        self._pcm_legs = PcmLegs(self.samples_per_frame)
+        self._pcm_out: list[tuple[list[int], NDArray[np.int16]]] = []
 
     # ----------------------------------------------------------- streams
 
@@ -301,6 +319,88 @@ class MediaTick:
         self._groups[stream.codec][stream_id] = stream
         return stream_id
 
+    def add_pcm_stream(
+        self,
+        source: PcmSource | NDArray[np.int16] | None = None,
+        *,
+        vad: bool = False,
+        inband_dtmf: bool = False,
+    ) -> int:
+        """Start a leg without RTP: the application pushes its audio and takes what it hears.
+
+        The leg is a stream like the others for ``bridge``, ``conference_add``,
+        ``set_source``, ``play``, ``record``, ``stream_audio`` and
+        ``remove_stream``, at the tick's rate. What it receives comes from
+        ``push_pcm`` through a small playout buffer (``pcm_leg``); what it
+        hears each tick comes out of ``take_pcm`` instead of going out as RTP.
+        It is never paused for want of a peer address, and it has no RTCP.
+
+        Args:
+            source: what the leg hears when no prompt plays and it is in no room.
+            vad: report the leg's speech starts and ends.
+            inband_dtmf: detect key tones in the pushed audio.
+
+        Returns:
+            The new stream's id.
+        """
+        if isinstance(source, np.ndarray):
+            source = LoopedPcm(source)
+        stream_id = self._next_id
+        self._next_id += 1
+        # Latched with no address: a datagram fed to it by mistake is only counted as ignored.
+        stream = RtpStream(
+            stream_id=stream_id,
+            codec=PCM_CODEC,
+            payload_type=0,
+            ssrc=0,
+            sequence_number=0,
+            timestamp=0,
+            source=source,
+            latched=True,
+        )
+        stream.clock_rate_hz = self.rate_hz
+        stream.timestamp_step = self.samples_per_frame
+        stream.slot = self._take_slot()
+        if vad:
+            stream.vad = VoiceActivityDetector(self.rate_hz, self.ptime_ms)
+        if inband_dtmf:
+            if self._inband is None:
+                self._inband = InbandDtmfDetector(rate_hz=self.rate_hz)
+            stream.inband = self._inband.new_state()
+        self._streams[stream_id] = stream
+        self._pcm[stream_id] = self._pcm_legs.add()
+        return stream_id
+
+    def push_pcm(self, stream_id: int, pcm: NDArray[np.int16]) -> None:
+        """Give a PCM leg audio it received (any length, at the tick's rate).
+
+        Raises:
+            KeyError: no such PCM leg.
+            ValueError: ``pcm`` is not a 1-D int16 array.
+        """
+        self._pcm_legs.push(self._pcm_row(stream_id), pcm)
+
+    def pcm_stats(self, stream_id: int) -> PcmLegStats:
+        """A PCM leg's playout buffer counters (pushed, dropped, underruns).
+
+        Raises:
+            KeyError: no such PCM leg.
+        """
+        return self._pcm_legs.stats(self._pcm_row(stream_id))
+
+    def is_pcm(self, stream_id: int) -> bool:
+        """Whether the stream is a PCM leg (``add_pcm_stream``)."""
+        return stream_id in self._pcm
+
+    def take_pcm(self) -> list[tuple[list[int], NDArray[np.int16]]]:
+        """What the PCM legs heard since the last call, one pair per tick.
+
+        ``(stream_ids, frames)``: one row per leg, one frame long, a copy the
+        caller may keep (rows are views of it).
+        """
+        out, self._pcm_out = self._pcm_out, []
+        return out
+
     def remove_stream(self, stream_id: int) -> None:
         """Stop a stream; it sends nothing more, and its recording is closed.
 
@@ -310,7 +410,11 @@ class MediaTick:
         stream = self.stream(stream_id)
         self._rtcp_bye(stream)
         del self._streams[stream_id]
-        del self._groups[stream.codec][stream_id]
+        pcm_row = self._pcm.pop(stream_id, None)
+        if pcm_row is None:
+            del self._groups[stream.codec][stream_id]
+        else:
+            self._pcm_legs.remove(pcm_row)
         self.mixer.remove(stream.slot)
         if stream.tap is not None:
             self._pending_chunks.append(stream.tap.close())
@@ -359,9 +463,7 @@ class MediaTick:
             KeyError: no such stream.
         """
         s = self.stream(stream_id)
-        rtcp = s.rtcp
-        assert rtcp is not None  # add_stream gives every stream its RTCP session
-        return StreamStats(
+        stats = StreamStats(
             stream_id=s.stream_id,
             codec=s.codec,
             payload_type=s.payload_type,
@@ -377,6 +479,12 @@ class MediaTick:
             packets_ignored=s.packets_ignored,
             remote_ssrc=s.remote_ssrc,
             last_payload_type=s.last_payload_type,
+        )
+        rtcp = s.rtcp
+        if rtcp is None:  # a PCM leg: no RTCP, the defaults stand
+            return stats
+        return dataclasses.replace(
+            stats,
             rtcp_sent=rtcp.reports_sent,
             rtcp_received=rtcp.reports_received,
             round_trip_s=rtcp.round_trip_s,
@@ -602,10 +710,14 @@ class MediaTick:
         self.ticks += 1
         self._now = now
         self._receive(now)
+        if self._pcm:
+            self._receive_pcm()
         self._listen(now)
         self._speak()
         self._record()
         datagrams = self._send(now)
+        if self._pcm:
+            self._hand_out_pcm()
         if self.ticks % _RTCP_CHECK_TICKS == 0:
             self._report(now)
         return datagrams
@@ -640,6 +752,27 @@ class MediaTick:
             for stream in self._groups[codec].values():
                 if stream.rx is not None and stream.packets_received:
                     frames_in[stream.slot] = self._decode_wideband(stream, now)
+
+    def _receive_pcm(self) -> None:
+        # One gather from the playout ring for every PCM leg, one scatter into the rows.
+        ids = list(self._pcm)
+        rows = np.fromiter(self._pcm.values(), dtype=np.intp, count=len(ids))
+        slots = np.fromiter((self._streams[i].slot for i in ids), dtype=np.intp, count=len(ids))
+        frames = self._buffer("pcm_frames", len(ids) * self.samples_per_frame, np.int16)
+        frames = frames.reshape(len(ids), self.samples_per_frame)
+        self._pcm_legs.pull_into(rows, frames)
+        self._frames_in[slots] = frames
+
+    def _hand_out_pcm(self) -> None:
+        ids = list(self._pcm)
+        slots = np.fromiter((self._streams[i].slot for i in ids), dtype=np.intp, count=len(ids))
+        self._pcm_out.append((ids, self._frames_out[slots]))  # fancy indexing copies
+
+    def _pcm_row(self, stream_id: int) -> int:
+        try:
+            return self._pcm[stream_id]
+        except KeyError:
+            raise KeyError(f"no PCM leg {stream_id}") from None
 
     @staticmethod
     def _decode_wideband(stream: RtpStream, now: float) -> NDArray[np.int16]:
@@ -698,8 +831,8 @@ class MediaTick:
     def _speak(self) -> None:
         frames_out = self._frames_out
         for stream in self._streams.values():
-            if stream.remote_addr is None:
-                continue  # paused: its prompt waits for the peer
+            if stream.remote_addr is None and stream.stream_id not in self._pcm:
+                continue  # paused: its prompt waits for the peer (PCM legs have none)
             out = frames_out[stream.slot]
             player = stream.player
             if player is not None and player.playing:

@@ -189,6 +189,8 @@ class MediaEngine:
         self._rtcp_transports: dict[int, asyncio.DatagramTransport] = {}
         self._local_ports: dict[int, int] = {}
         self._owned_ports: dict[int, int] = {}
+        # PCM legs (no socket): where each tick's frame of each goes.
+        self._pcm_sinks: dict[int, Callable[[NDArray[np.int16]], None] | None] = {}
         self._task: asyncio.Task[None] | None = None
         self.on_event = on_event
         self.on_audio = on_audio
@@ -211,7 +213,7 @@ class MediaEngine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for stream_id in list(self._local_ports):
+        for stream_id in [*self._local_ports, *self._pcm_sinks]:
             self.close_stream(stream_id)
         self._flush_recordings()
         # The last chunks (and the recorders' closing) must reach the disk.
@@ -313,6 +315,39 @@ class MediaEngine:
             self._owned_ports[stream_id] = port
         return stream_id
 
+    def open_pcm_stream(
+        self,
+        on_pcm: Callable[[NDArray[np.int16]], None] | None,
+        source_pcm: NDArray[np.int16] | None = None,
+        *,
+        vad: bool = False,
+        inband_dtmf: bool = False,
+    ) -> int:
+        """Open a leg without a socket (a browser's over WebRTC): ``MediaTick.add_pcm_stream``.
+
+        Args:
+            on_pcm: called on the loop, once per tick, with the frame the leg
+                hears (int16 at the tick's rate; the caller may keep it). It
+                must return at once: it runs inside the media tick.
+            source_pcm: looped while the leg is in no room and no prompt plays.
+            vad: report speech starts and ends on this leg.
+            inband_dtmf: detect key tones in this leg's audio.
+
+        Returns:
+            The stream id; ``push_pcm`` feeds it, ``close_stream`` ends it.
+        """
+        stream_id = self.media_tick.add_pcm_stream(source_pcm, vad=vad, inband_dtmf=inband_dtmf)
+        self._pcm_sinks[stream_id] = on_pcm
+        return stream_id
+
+    def push_pcm(self, stream_id: int, pcm: NDArray[np.int16]) -> None:
+        """Audio a PCM leg received (int16 at the tick's rate, any length).
+
+        Raises:
+            KeyError: no such PCM leg.
+        """
+        self.media_tick.push_pcm(stream_id, pcm)
+
     def local_port(self, stream_id: int) -> int:
         """The UDP port a stream is bound to.
 
@@ -327,8 +362,13 @@ class MediaEngine:
     def close_stream(self, stream_id: int) -> None:
         """Stop sending, say RTCP BYE, close the sockets and release the port.
 
-        Unknown ids are ignored.
+        Unknown ids are ignored. A PCM leg is simply removed from the tick.
         """
+        if stream_id in self._pcm_sinks:
+            del self._pcm_sinks[stream_id]
+            if stream_id in self.media_tick:
+                self.media_tick.remove_stream(stream_id)
+            return
         if self._local_ports.pop(stream_id, None) is None:
             return
         transport = self._transports.pop(stream_id, None)
@@ -432,6 +472,7 @@ class MediaEngine:
             if transport is not None:
                 transport.sendto(datagram, destination)
         self._send_rtcp()
+        self._hand_out_pcm()
         if self.on_event is not None:
             for event in self.media_tick.take_events():
                 self.on_event(event)
@@ -440,6 +481,18 @@ class MediaEngine:
             for stream_ids, frames in audio:
                 self.on_audio(stream_ids, frames)
         self._flush_recordings()
+
+    def _hand_out_pcm(self) -> None:
+        for stream_ids, frames in self.media_tick.take_pcm():
+            for row, stream_id in enumerate(stream_ids):
+                sink = self._pcm_sinks.get(stream_id)
+                if sink is None:
+                    continue
+                try:
+                    sink(frames[row])
+                except Exception:
+                    # One leg's consumer failing must not cost the other calls their tick.
+                    log.exception("PCM leg %d: its consumer failed", stream_id)
 
     def _flush_recordings(self) -> None:
         chunks = self.media_tick.take_recording_chunks()
