@@ -8,6 +8,8 @@ that same code.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import hashlib
 import json
@@ -27,6 +29,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -836,3 +839,223 @@ def run_pjsua_caller(
     run = PjsuaCallerRun(done.returncode, events, pjsip_log, done.stderr.decode(errors="replace"))
     assert events and events[-1]["event"] == "done", f"the caller did not finish\n{run.describe()}"
     return run
+
+
+# ------------------------------------------- agents: several pjsua2 phones, scripted
+
+AGENT_PHONES = Path(__file__).with_name("agent_phones.py")
+# RFC 3261 §7.3.3 compact header names, so ``header()`` finds either form.
+_COMPACT_HEADERS = {
+    "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
+    "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to", "v": "via",
+}
+
+
+def header_value(headers: dict[str, str], name: str) -> str | None:
+    """A header of an ``incoming`` event, by name, case-insensitively, compact forms too."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if _COMPACT_HEADERS.get(key.lower(), key.lower()) == wanted:
+            return value
+    return None
+
+
+def phone_spec(
+    username: str,
+    password: str = "",
+    *,
+    behaviour: str = "ignore",
+    tone_hz: float = 600.0,
+    register: bool = True,
+    display_name: str | None = None,
+) -> dict[str, object]:
+    """One phone of ``AgentPhones``, with its own SIP port and RTP port pair on loopback."""
+    spec: dict[str, object] = {
+        "username": username, "password": password, "behaviour": behaviour,
+        "tone_hz": tone_hz, "register": register,
+        "sip_port": free_port(tcp=False), "rtp_port": _free_rtp_port_pair(),
+    }
+    if display_name:
+        spec["display_name"] = display_name
+    return spec
+
+
+class AgentPhones:
+    """``agent_phones.py`` as an async client: start it, script it, read its events.
+
+    Every wait is bounded: ``expect`` raises ``AssertionError`` with the event log and
+    the tail of PJSIP's own log when the event does not come in time. Events are
+    kept in ``events``; ``expect`` hands out each matching event once, oldest first,
+    so two ``expect("incoming")`` calls return two different calls.
+
+        phones = await AgentPhones(server.sip_port, [phone_spec("alice", "pw")], tmp).start()
+        await phones.expect("registered", account="alice")
+        ring = await phones.expect("incoming", account="alice", timeout_s=30)
+        await phones.answer(ring["call"])
+    """
+
+    def __init__(
+        self, server_port: int, phones: list[dict[str, object]], workdir: Path,
+        *, max_lifetime_s: float = 240.0,
+    ) -> None:
+        self.server_port, self.phones, self.workdir = server_port, phones, workdir
+        self.max_lifetime_s = max_lifetime_s
+        self.events: list[dict[str, Any]] = []
+        self._taken: set[int] = set()
+        self._sent = 0  # commands written; each gets one ack or error, in order
+        self._changed: asyncio.Event | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = workdir / "stderr.txt"
+
+    async def start(self, *, register_timeout_s: float = 10.0) -> AgentPhones:
+        """Start the process; wait until every phone that registers has registered."""
+        self._changed = asyncio.Event()
+        with self.stderr_path.open("wb") as stderr:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(AGENT_PHONES),
+                "--server-port", str(self.server_port), "--phones", json.dumps(self.phones),
+                "--workdir", str(self.workdir), "--max-lifetime-s", str(self.max_lifetime_s),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+            )
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self.expect("ready", timeout_s=10.0)
+        for spec in self.phones:
+            if spec.get("register", True):
+                await self.expect("registered", account=spec["username"],
+                                  timeout_s=register_timeout_s)
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        assert self._changed is not None
+        while line := await self.proc.stdout.readline():
+            if line.startswith(b"{"):
+                self.events.append(json.loads(line))
+                self._changed.set()
+        self._changed.set()
+
+    def seen(self, name: str, **match: object) -> list[dict[str, Any]]:
+        """Every event so far named ``name`` whose fields equal ``match`` (none waited for)."""
+        return [e for e in self.events if e["event"] == name
+                and all(e.get(k) == v for k, v in match.items())]
+
+    async def expect(
+        self, name: str, *, timeout_s: float = 10.0, **match: object
+    ) -> dict[str, Any]:
+        """The oldest matching event not handed out yet, waiting at most ``timeout_s``."""
+        assert self._changed is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            for index, event in enumerate(self.events):
+                if index in self._taken or event["event"] != name:
+                    continue
+                if all(event.get(k) == v for k, v in match.items()):
+                    self._taken.add(index)
+                    return event
+            left = deadline - loop.time()
+            if left <= 0 or (self._reader is not None and self._reader.done()):
+                raise AssertionError(
+                    f"no {name!r} event matching {match} in {timeout_s} s\n{self.describe()}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    async def absent(self, name: str, *, for_s: float, **match: object) -> None:
+        """Assert that no new matching event comes within ``for_s``."""
+        before = len(self.seen(name, **match))
+        await asyncio.sleep(for_s)
+        late = self.seen(name, **match)[before:]
+        assert not late, f"unexpected {name!r} events {late}\n{self.describe()}"
+
+    async def send(self, command: str, *, timeout_s: float = 5.0) -> None:
+        """Send one command and wait until the process has carried it out (``ack``).
+
+        Raises ``AssertionError`` with the phone's ``error`` message if it failed.
+        """
+        assert self.proc is not None and self.proc.stdin is not None
+        self._sent += 1
+        sent = self._sent
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+        def replies() -> list[dict[str, Any]]:
+            return [e for e in self.events if e["event"] == "ack"
+                    or (e["event"] == "error" and e.get("command"))]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(replies()) < sent:
+            assert loop.time() < deadline and self.proc.returncode is None, (
+                f"no reply to {command!r} in {timeout_s} s\n{self.describe()}"
+            )
+            await asyncio.sleep(0.01)
+        reply = replies()[sent - 1]
+        assert reply["event"] == "ack", f"{command!r} failed: {reply}\n{self.describe()}"
+
+    async def answer(self, call: str, code: int = 200) -> None:
+        await self.send(f"answer {call} {code}")
+
+    async def reject(self, call: str, code: int = 486) -> None:
+        await self.send(f"reject {call} {code}")
+
+    async def hangup(self, call: str) -> None:
+        await self.send(f"hangup {call}")
+
+    async def xfer(self, call: str, uri: str) -> None:
+        await self.send(f"xfer {call} {uri}")
+
+    async def xfer_replaces(self, call: str, other: str) -> None:
+        await self.send(f"xfer_replaces {call} {other}")
+
+    async def dtmf(self, call: str, digits: str) -> None:
+        await self.send(f"dtmf {call} {digits}")
+
+    async def call(self, account: str, uri: str) -> str:
+        """Place a call from ``account``; its call id (for the other commands)."""
+        before = len(self.seen("calling", account=account))
+        await self.send(f"call {account} {uri}")
+        return str(self.seen("calling", account=account)[before]["call"])
+
+    async def measure(self, call: str, *, timeout_s: float = 5.0) -> dict[str, Any]:
+        """What ``call`` heard since media started or the last measure (``heard`` event)."""
+        await self.send(f"measure {call}")
+        return await self.expect("heard", call=call, timeout_s=timeout_s)
+
+    async def behaviour(self, account: str, spec: str) -> None:
+        await self.send(f"behaviour {account} {spec}")
+
+    def pjsip_log(self) -> str:
+        path = self.workdir / "pjsip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def describe(self) -> str:
+        shown = [{k: v for k, v in e.items() if k != "msg"} for e in self.events[-40:]]
+        stderr = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return (
+            "agent phones events (last 40, msg left out):\n"
+            + "\n".join(json.dumps(e) for e in shown)
+            + f"\nstderr tail: {stderr[-1500:]}\npjsip log tail:\n{self.pjsip_log()[-3000:]}"
+        )
+
+    async def stop(self, timeout_s: float = 10.0) -> int | None:
+        """``quit`` (hang up, unregister, clean teardown); kill at worst. The exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            with contextlib.suppress(ConnectionError, AssertionError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b"quit\n")
+                await self.proc.stdin.drain()
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout_s)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, 2.0)
+        return self.proc.returncode
