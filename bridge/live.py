@@ -1,8 +1,9 @@
 """What the running server tells the bridge: the ``Live`` protocol, and ``StaticLive``.
 
 The bridge never reaches into the SIP or media objects; the composition root
-(``hotline.server``) implements ``Live`` and the bridge only calls these four
-methods, on the event loop, so each must return at once without I/O.
+(``hotline.server``) implements ``Live`` and the bridge only calls its
+methods, on the event loop, so each must return at once without I/O (``phone``
+is a coroutine: applying a browser's SDP answer awaits aiortc, never the network).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Live", "StaticLive", "empty_metrics"]
+__all__ = ["PHONE_UNAVAILABLE", "Live", "StaticLive", "empty_metrics"]
+
+PHONE_UNAVAILABLE = "calls in the browser are not available on this server"
 
 
 class Live(Protocol):
@@ -66,6 +69,24 @@ class Live(Protocol):
         """
         ...
 
+    async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A message from the phone of one agent page (``/ws/agent``, shape already checked).
+
+        ``message`` is one of ``{"type": "phone.ready"}``, ``{"type": "phone.off"}``,
+        ``{"type": "call.answer", "call_id": str, "sdp": str}``,
+        ``{"type": "call.reject", "call_id": str}`` or
+        ``{"type": "call.hangup", "call_id": str}``. ``page`` is unique to the
+        socket (an agent may have several pages open). The result, if not
+        None, is sent to that page only: ``{"type": "phone.state", "on": bool}``
+        or ``{"type": "phone.error", "error": str, "call_id"?: str}``. Offers and
+        hang-ups go to ``agent:NAME`` through the hub (see ``hotline.webrtc``).
+        """
+        ...
+
+    def phone_closed(self, agent: str, page: str) -> None:
+        """The socket of that agent page closed: its phone is off, a call it had ends."""
+        ...
+
 
 def empty_metrics() -> dict[str, Any]:
     """The metrics of a server with nothing going on (the shape ``Live.metrics`` returns)."""
@@ -109,3 +130,13 @@ class StaticLive:
     def queues(self) -> list[dict[str, Any]]:
         """The configured queues."""
         return copy.deepcopy(self.queue_list)
+
+    async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
+        """No calls here: every phone message is answered with ``PHONE_UNAVAILABLE``."""
+        reply: dict[str, Any] = {"type": "phone.error", "error": PHONE_UNAVAILABLE}
+        if isinstance(message.get("call_id"), str):
+            reply["call_id"] = message["call_id"]
+        return reply
+
+    def phone_closed(self, agent: str, page: str) -> None:
+        """Nothing to end."""

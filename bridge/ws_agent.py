@@ -1,10 +1,16 @@
 """``/ws/agent``: what the agent page is told as it happens.
 
 Authenticated by the session cookie (agents, QA staff and admins); the
-handshake's ``Origin`` must be ours. The socket is **push only**: every action
-(set state, take a chat, reply, close) is a REST call, which has the CSRF
-check, the validation and the audit in one place. The client may send
-``{"type": "ping"}`` (answered ``pong``); anything else gets an ``error`` frame.
+handshake's ``Origin`` must be ours. The socket is **push only** for the desk:
+every action (set state, take a chat, reply, close) is a REST call, which has
+the CSRF check, the validation and the audit in one place. The client may send
+``{"type": "ping"}`` (answered ``pong``) and, from an agent, the messages of
+the phone in the browser (WebRTC signalling, which must ride the socket the
+offers came on): ``phone.ready``, ``phone.off``, ``call.answer {call_id, sdp}``,
+``call.reject {call_id}`` and ``call.hangup {call_id}``, checked against
+``PHONE_FRAMES`` and handed to ``Live.phone`` with this socket's page id; its
+reply (``phone.state`` or ``phone.error``) comes back on this socket only.
+Anything else gets an ``error`` frame.
 
 Frames pushed (all JSON objects with ``type``):
 - ``hello``: ``{name, roles}`` once, on connect.
@@ -15,6 +21,8 @@ Frames pushed (all JSON objects with ``type``):
   audited ``GET``).
 - ``agent.state``: ``{agent, state}``.
 - ``call.event`` and ``screen_pop``: from the server (see ``bridge.hub``).
+- ``call.offer``, ``call.answered``, ``call.cancel``, ``call.hangup``: the
+  browser phone's calls (see ``hotline.webrtc``).
 - ``session.ended``: the session was logged out; the socket closes (4401).
 
 The session is checked again every ``RECHECK_S``, so an expired or deleted
@@ -24,6 +32,8 @@ session stops receiving within that time even without a logout.
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -31,7 +41,7 @@ from aiohttp import WSMsgType, web
 from bridge.auth import principal_for, token_hash
 from bridge.errors import ApiError
 from bridge.hub import AGENTS, agent_topic, session_topic
-from bridge.keys import HUB, STORE
+from bridge.keys import HUB, LIVE, STORE
 from bridge.sockets import (
     CloseSocket,
     check_origin,
@@ -42,13 +52,46 @@ from bridge.sockets import (
     send_error,
     serve_socket,
 )
-from bridge.validation import ValidationError
+from bridge.validation import ValidationError, validate
 
-__all__ = ["CLOSE_SESSION_ENDED", "agent_socket"]
+__all__ = ["CLOSE_SESSION_ENDED", "PHONE_FRAMES", "agent_socket"]
+
+log = logging.getLogger(__name__)
 
 RECHECK_S = 60.0
 CLOSE_SESSION_ENDED = 4401
 _STAFF = frozenset({"agent", "qa", "admin"})
+
+_CALL_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+_BARE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"type": {"type": "string"}},
+}
+_ONE_CALL: dict[str, Any] = {
+    "type": "object",
+    "required": ["call_id"],
+    "additionalProperties": False,
+    "properties": {"type": {"type": "string"}, "call_id": _CALL_ID},
+}
+#: The phone's messages, by type. An SDP answer with its candidates is 1-4 KiB;
+#: the frame limit (``MAX_FRAME_BYTES``) bounds it anyway.
+PHONE_FRAMES: dict[str, dict[str, Any]] = {
+    "phone.ready": _BARE,
+    "phone.off": _BARE,
+    "call.answer": {
+        "type": "object",
+        "required": ["call_id", "sdp"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string"},
+            "call_id": _CALL_ID,
+            "sdp": {"type": "string", "minLength": 1, "maxLength": 12000, "pattern": "^v=0"},
+        },
+    },
+    "call.reject": _ONE_CALL,
+    "call.hangup": _ONE_CALL,
+}
 
 
 async def agent_socket(request: web.Request) -> web.StreamResponse:
@@ -61,6 +104,8 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         raise ApiError(403, "needs the agent, qa or admin role")
     socket = await open_socket(request)
     session_token = principal.session_token
+    page = secrets.token_urlsafe(9)  # tells this agent's pages apart for the phone
+    live = request.app[LIVE]
     subscription = request.app[HUB].subscribe(
         [AGENTS, agent_topic(principal.name), session_topic(token_hash(session_token))]
     )
@@ -91,13 +136,34 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 continue
             if frame["type"] == "ping":
                 await send(socket, {"type": "pong"})
+            elif frame["type"] in PHONE_FRAMES:
+                await phone(frame)
             else:
                 await send_error(
                     socket, "this socket only pushes; actions go over the REST API", "type"
                 )
 
+    async def phone(frame: dict[str, Any]) -> None:
+        if "agent" not in principal.roles:
+            await send_error(socket, "only agents take calls in the browser", "type")
+            return
+        try:
+            validate(frame, PHONE_FRAMES[frame["type"]])
+        except ValidationError as exc:
+            await send_error(socket, exc.message, exc.field)
+            return
+        try:
+            reply = await live.phone(principal.name, page, frame)
+        except Exception:  # a bug: this message fails, the page and its calls go on
+            log.exception("phone message %s of %s failed", frame["type"], principal.name)
+            await send_error(socket, "internal error (logged on the server)")
+            return
+        if reply is not None:
+            await send(socket, reply)
+
     try:
         await serve_socket(socket, read(), pump(socket, subscription, translate), recheck())
     finally:
         subscription.close()
+        live.phone_closed(principal.name, page)
     return socket
