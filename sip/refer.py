@@ -39,8 +39,9 @@ SUBSCRIPTION_EXPIRES_S = 60
 # RFC 3261 §25.1: hvalue = *( hnv-unreserved / unreserved / escaped ); everything
 # else (";", "=", "@", "%", "&", spaces ...) is percent-escaped.
 _HVALUE_SAFE = "[]/?:+$-_.!~*'()"
-# Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF (RFC 3261 §7.2).
-_STATUS_LINE_RE = re.compile(rb"SIP/2\.0 ([1-6][0-9][0-9]) ?[^\r\n]*")
+# Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF (RFC 3261 §7.2);
+# a missing empty reason's SP is forgiven.
+_STATUS_LINE_RE = re.compile(rb"SIP/2\.0 ([1-6][0-9][0-9])(?: [^\r\n]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,8 @@ def parse_sipfrag_status(content_type: str | None, body: bytes) -> int | None:
     """The status code of a sipfrag body's Status-Line, or None when there is none."""
     if content_type != SIPFRAG_TYPE:
         return None
-    match = _STATUS_LINE_RE.match(body.lstrip(b"\r\n"))
+    first_line = body.lstrip(b"\r\n").split(b"\r\n", 1)[0]
+    match = _STATUS_LINE_RE.fullmatch(first_line)
     return int(match.group(1)) if match else None
 
 

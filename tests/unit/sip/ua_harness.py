@@ -114,3 +114,27 @@ def response_to(request: Request, status: int, to_tag: str = "agent1", body: byt
     if body:
         headers.append(("Content-Type", "application/sdp"))
     return bytes(make_response(request, status, to_tag=to_tag, headers=headers, body=body))
+
+
+def from_peer(
+    leg: object,
+    method: str,
+    cseq: int,
+    extra: str = "",
+    body: bytes = b"",
+    branch: str | None = None,
+) -> bytes:
+    """A request the leg's peer sends inside the leg's dialog (§12.2.1.1, seen from them)."""
+    dialog = leg.dialog  # type: ignore[attr-defined]
+    return (
+        f"{method} sip:hotline@{US}:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 10.1.1.1:5062;branch={branch or f'z9hG4bK{method}{cseq}'};rport\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: {dialog.remote_uri};tag={dialog.remote_tag}\r\n"
+        f"To: {dialog.local_uri};tag={dialog.local_tag}\r\n"
+        f"Call-ID: {dialog.call_id}\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:peer@10.1.1.1:5062>\r\n"
+        f"{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
