@@ -1,7 +1,8 @@
 // The agent page: log in, set a state, take waiting chats, reply, and read any
 // conversation of the customer across channels (voice calls show the IVR transcript
 // and the call's timeline). Actions are REST calls (CSRF-protected); /ws/agent only
-// pushes what happens (see bridge/ws_agent.py).
+// pushes what happens (see bridge/ws_agent.py), and carries the signalling of the phone in
+// this browser (phone.js).
 import {
   ApiError,
   api,
@@ -12,6 +13,7 @@ import {
   setCsrfToken,
   socketUrl,
 } from "/static/api.js";
+import { createPhone } from "/static/phone.js";
 
 const ENDED = new Set(["closed", "abandoned"]);
 const CHANNEL_NAMES = { voice: "Voice call", webchat: "Web chat" };
@@ -51,6 +53,9 @@ let retryMs = 500;
 let current = null; // the open conversation (schema Conversation)
 const waiting = new Map();
 const mine = new Map();
+const phone = createPhone((frame) => {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+});
 
 // ------------------------------------------------------------------ session
 
@@ -67,6 +72,7 @@ function showLogin() {
   me = null;
   if (socket) socket.close();
   socket = null;
+  phone.disconnected();
   ui.desk.hidden = true;
   ui.who.hidden = true;
   ui.login.hidden = false;
@@ -335,6 +341,7 @@ function notice(text, conversationId) {
 }
 
 function onPush(frame) {
+  if (phone.onPush(frame)) return;
   switch (frame.type) {
     case "conversation.updated":
       trackConversation(frame.conversation);
@@ -375,11 +382,13 @@ function connectSocket() {
   opened.addEventListener("open", () => {
     retryMs = 500;
     ui.connection.textContent = "Live";
+    phone.connected();
   });
   opened.addEventListener("message", (event) => onPush(JSON.parse(event.data)));
   opened.addEventListener("close", (event) => {
     if (socket !== opened) return;
     socket = null;
+    phone.disconnected();
     if (!me || event.code === 4401) return;
     ui.connection.textContent = "Reconnecting…";
     setTimeout(() => {

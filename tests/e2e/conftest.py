@@ -29,6 +29,16 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# WebRTC on loopback only: Chromium gathers no loopback candidates unless allowed, and
+# hides host addresses behind mDNS names (which aioice would resolve by multicast).
+# The fake microphone plays a WAV the test writes; the fake UI grants getUserMedia.
+WEBRTC_FLAGS = [
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @pytest.fixture(scope="module")
