@@ -209,7 +209,6 @@ class ReceivedRefer:
 class SentRefers:
     """REFERs we sent in one dialog: we are the subscriber to their progress."""
 
-    count: int = 0
     live: list[int] = field(default_factory=list)  # CSeqs whose NOTIFYs may still come
 
     def match(self, event_id: str | None) -> int | None:

@@ -591,7 +591,6 @@ class UserAgent:
             extra_headers=headers,
         )
         number = request.cseq.number
-        leg.sent_refers.count += 1
         # NOTIFYs may arrive before the 202 (RFC 6665 §4.1.2.4), so listen at once,
         # even with Refer-Sub: false until the answer says the peer honours it.
         leg.sent_refers.live.append(number)
