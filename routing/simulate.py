@@ -39,7 +39,15 @@ class SimulationResult:
     offers: int = 0
     missed: int = 0
     arrived: int = 0
+    last_arrival_s: float = 0.0
+    handle_drawn_s: list[float] = field(default_factory=list)  # talk times, in answer order
     end_time_s: float = 0.0
+
+    def realized_rates(self) -> tuple[float, float]:
+        """The arrival rate and mean talk time this run actually drew (its sample path)."""
+        rate = self.arrived / self.last_arrival_s if self.last_arrival_s else 0.0
+        drawn = self.handle_drawn_s
+        return rate, (sum(drawn) / len(drawn) if drawn else 0.0)
 
     def mean_wait_s(self, skip: int = 0) -> float:
         """Mean wait of the answered calls after the first ``skip`` (a warm-up)."""
@@ -90,7 +98,9 @@ def simulate(
                 result.waits_s.append(action.waited_s)
                 result.answered_by[action.agent] += 1
                 talking.add(action.item)
-                schedule(now + rng.expovariate(1.0 / mean_handle_s), _FINISH, action.item)
+                handle_s = rng.expovariate(1.0 / mean_handle_s)
+                result.handle_drawn_s.append(handle_s)
+                schedule(now + handle_s, _FINISH, action.item)
             elif isinstance(action, Abandoned):
                 result.ended[action.item] += 1
                 result.abandoned_waits_s.append(action.waited_s)
@@ -110,6 +120,7 @@ def simulate(
             now, _, kind, item, agent = heapq.heappop(events)
             if kind == _ARRIVE:
                 result.arrived += 1
+                result.last_arrival_s = now
                 item = f"c{result.arrived}"
                 live.add(item)
                 act(acd.enqueue(item, queue.name, now), now)

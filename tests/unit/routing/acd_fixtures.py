@@ -45,9 +45,7 @@ def agents(*names: str, queues: tuple[str, ...] = ("q",), **kwargs: object) -> l
     return [AgentSpec(name, queues=queues, **kwargs) for name in names]  # type: ignore[arg-type]
 
 
-def make(
-    queues: Iterable[QueueSpec], specs: Iterable[AgentSpec], now: float = 0.0
-) -> CheckedAcd:
+def make(queues: Iterable[QueueSpec], specs: Iterable[AgentSpec], now: float = 0.0) -> CheckedAcd:
     """An Acd with every agent logged in (AVAILABLE), in the order given."""
     specs = list(specs)
     acd = CheckedAcd(queues, specs, now)
