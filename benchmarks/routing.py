@@ -243,7 +243,7 @@ def plot(results: list[dict[str, Any]]) -> Path | None:
     for result in results:
         windows = result["windows"]
         xs, ys = [], []
-        for (t0, n0, s0), (t1, n1, s1) in zip(windows, windows[1:], strict=False):
+        for (_, n0, s0), (t1, n1, s1) in zip(windows, windows[1:], strict=False):
             if s1 > s0:
                 xs.append(t1 / 60)
                 ys.append((n1 - n0) / (s1 - s0))
