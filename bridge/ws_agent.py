@@ -106,6 +106,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     session_token = principal.session_token
     page = secrets.token_urlsafe(9)  # tells this agent's pages apart for the phone
     live = request.app[LIVE]
+    phone_used = False  # only a page that used its phone is reported closed
     subscription = request.app[HUB].subscribe(
         [AGENTS, agent_topic(principal.name), session_topic(token_hash(session_token))]
     )
@@ -144,6 +145,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                 )
 
     async def phone(frame: dict[str, Any]) -> None:
+        nonlocal phone_used
         if "agent" not in principal.roles:
             await send_error(socket, "only agents take calls in the browser", "type")
             return
@@ -152,6 +154,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         except ValidationError as exc:
             await send_error(socket, exc.message, exc.field)
             return
+        phone_used = True
         try:
             reply = await live.phone(principal.name, page, frame)
         except Exception:  # a bug: this message fails, the page and its calls go on
@@ -165,5 +168,6 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await serve_socket(socket, read(), pump(socket, subscription, translate), recheck())
     finally:
         subscription.close()
-        live.phone_closed(principal.name, page)
+        if phone_used:
+            live.phone_closed(principal.name, page)
     return socket
