@@ -24,8 +24,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bridge.hub import AGENTS, Hub
-from conversations import Conversation, Store, StoreError, normalize_phone
+from bridge.hub import AGENTS, Hub, agent_topic
+from conversations import (
+    Conversation,
+    ConversationFilter,
+    Customer,
+    Store,
+    StoreError,
+    normalize_phone,
+)
 from hotline.logs import call_log
 from sip.address import NameAddress
 from sip.errors import RemoteProtocolError
@@ -55,8 +62,10 @@ def caller_identity(
         except RemoteProtocolError:
             continue
         try:
-            return "phone", normalize_phone(str(address.uri), default_country_code), (
-                address.display_name
+            return (
+                "phone",
+                normalize_phone(str(address.uri), default_country_code),
+                (address.display_name),
             )
         except ValueError:
             uri = address.uri
@@ -139,6 +148,75 @@ class CallRecords:
 
         self._then(call_id, write)
 
+    def offered(self, call_id: str, agent: str, queue: str, context: dict[str, Any]) -> None:
+        """The call rings ``agent``: status ``ringing``, and the agent's screen pop.
+
+        The pop carries the whole IVR dialogue and the customer's earlier
+        conversations on every channel, read from the store.
+        """
+
+        async def write() -> None:
+            conversation_id = self._conversations.get(call_id)
+            conversation = await self._update(call_id, status="ringing")
+            self._event(call_id, "routing.offered", {"agent": agent, "queue": queue})
+            history: list[dict[str, Any]] = []
+            transcript: list[dict[str, Any]] = []
+            customer = None
+            if conversation is not None:
+                customer = await self.store.get_customer(conversation.customer_id)
+                earlier = await self.store.list_conversations(
+                    ConversationFilter(customer_id=conversation.customer_id, limit=11)
+                )
+                history = [_history_row(c) for c in earlier if c.id != conversation_id][:10]
+                transcript = [
+                    {"speaker": m.speaker, "text": m.text, "offset_ms": m.offset_ms,
+                     "confidence": m.confidence}
+                    for m in await self.store.messages(conversation.id)
+                ]  # fmt: skip
+            if self.hub is not None:
+                self.hub.publish(
+                    agent_topic(agent),
+                    {
+                        "type": "screen_pop", "call_id": call_id,
+                        "conversation_id": conversation_id, "queue": queue,
+                        "intent": context.get("intent"),
+                        "confidence": context.get("confidence"),
+                        "customer": _customer_row(customer, context),
+                        "transcript": list(context.get("transcript") or []),
+                        "dialogue": transcript, "history": history,
+                    },
+                )  # fmt: skip
+
+        self._then(call_id, write)
+
+    def connected(self, call_id: str, agent: str, waited_s: float) -> None:
+        """An agent took the call."""
+
+        async def write() -> None:
+            await self._update(call_id, status="connected", agent=agent)
+            self._event(call_id, "routing.connected", {"agent": agent, "waited_s": waited_s})
+            self._publish(call_id, "connected", {"agent": agent, "waited_s": waited_s})
+
+        self._then(call_id, write)
+
+    def requeued(self, call_id: str, queue: str) -> None:
+        """The call moved to another queue (overflow or a transfer)."""
+
+        async def write() -> None:
+            await self._update(call_id, status="queued", queue=queue)
+            self._publish(call_id, "queued", {"queue": queue})
+
+        self._then(call_id, write)
+
+    def routing_event(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Something routing did with the call (missed, overflowed, transferred)."""
+
+        async def write() -> None:
+            self._event(call_id, f"routing.{kind}", data)
+            self._publish(call_id, kind, data)
+
+        self._then(call_id, write)
+
     def call_ended(self, call_id: str, *, answered_by_agent: bool) -> None:
         """The call is over; a caller who never reached an agent abandoned it."""
         status = "closed" if answered_by_agent else "abandoned"
@@ -168,6 +246,11 @@ class CallRecords:
         if conversation_id is None:
             return None
         return await self.store.update_conversation(conversation_id, **fields)
+
+    def _event(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        conversation_id = self._conversations.get(call_id)
+        if conversation_id is not None:
+            self.store.record_event(conversation_id, kind, data)
 
     def _publish(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
         if self.hub is not None:
@@ -202,3 +285,26 @@ class CallRecords:
 
         task = asyncio.get_running_loop().create_task(run())
         self._chains[call_id] = task
+
+
+def _history_row(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id, "channel": conversation.channel, "status": conversation.status,
+        "intent": conversation.intent, "queue": conversation.queue, "agent": conversation.agent,
+        "started_at": conversation.started_at,
+    }  # fmt: skip
+
+
+def _customer_row(customer: Customer | None, context: dict[str, Any]) -> dict[str, Any]:
+    if customer is None:
+        return {
+            "display_name": context.get("display_name"),
+            "identities": [
+                {"kind": context.get("customer_kind"), "value": context.get("customer")}
+            ],
+        }
+    return {
+        "id": customer.id,
+        "display_name": customer.display_name or context.get("customer"),
+        "identities": [{"kind": i.kind, "value": i.value} for i in customer.identities],
+    }

@@ -220,7 +220,7 @@ def _run_server(config: Config) -> int:
         await store.start()  # runs the schema migrations
         hub = Hub()
         records = CallRecords(store, hub, country)
-        server = HotlineServer(config, records=records)
+        server = HotlineServer(config, records=records, hub=hub)
         secret_file = config.http.secret_file or str(Path(config.data_dir) / "secret")
         settings = BridgeSettings(
             secret_key=await asyncio.to_thread(load_or_create_secret, Path(secret_file)),

@@ -131,6 +131,61 @@ class AgentConfig:
     username: str
     password: str
     display_name: str | None = None
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> level 1..10
+    queues: list[str] = field(default_factory=list)  # the queues this agent serves
+    max_calls: int = 1
+    max_chats: int = 3
+    wrap_up_s: float | None = None  # None: the queue's
+    autopause_on_miss: bool = True  # an unanswered offer pauses the agent ("missed")
+
+    def __post_init__(self) -> None:
+        _check_levels("skills", self.skills)
+        if self.max_calls < 0 or self.max_chats < 0:
+            raise ValueError("max_calls and max_chats must be 0 or more")
+
+
+@dataclass(slots=True)
+class QueueConfig:
+    """One queue of the ACD (``routing``); a flow's queue not listed here gets these defaults."""
+
+    name: str
+    priority: int = 0  # higher is served first by an agent in several queues
+    required_skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum level
+    # longest-idle, round-robin, ring-all, least-calls or skill-weighted
+    strategy: str = "longest-idle"
+    ring_timeout_s: float = 15.0
+    max_wait_s: float | None = None  # then the call overflows to overflow_to
+    overflow_to: str | None = None
+    wrap_up_s: float = 10.0
+    announce_every_s: float | None = 30.0  # tell waiting callers their position and wait
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy: {self.strategy!r} is none of {', '.join(STRATEGIES)}")
+        _check_levels("required_skills", self.required_skills)
+        for name in ("ring_timeout_s", "max_wait_s", "announce_every_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}: must be positive")
+        if self.overflow_to == self.name:
+            raise ValueError("overflow_to: a queue cannot overflow into itself")
+
+
+STRATEGIES = ("longest-idle", "round-robin", "ring-all", "least-calls", "skill-weighted")
+
+
+def _check_levels(what: str, levels: dict[str, int]) -> None:
+    for skill, level in levels.items():
+        if not 1 <= level <= 10:
+            raise ValueError(f"{what}.{skill}: level {level} is not 1..10")
+
+
+@dataclass(slots=True)
+class RoutingConfig:
+    """Queues and how calls and chats wait in them for agents."""
+
+    queues: list[QueueConfig] = field(default_factory=list)
+    chat_queue: str = "operator"  # where web chats wait for an agent
 
 
 @dataclass(slots=True)
@@ -147,6 +202,7 @@ class Config:
     drain_timeout_s: float = 30.0
     log_level: str = "info"
     agents: list[AgentConfig] = field(default_factory=list)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 def store_url(config: Config) -> str:
@@ -245,6 +301,16 @@ def _convert(hint: Any, node: yaml.Node, source: str, path: str, base: Any) -> A
         return _convert(options[0], node, source, path, base)
     if dataclasses.is_dataclass(hint):
         return _build(hint, node, source, path, base)  # type: ignore[arg-type]
+    if origin is dict:
+        if not isinstance(node, yaml.MappingNode):
+            raise ConfigError(source, line, path, "expected a mapping")
+        key_hint, value_hint = typing.get_args(hint)
+        return {
+            _convert(key_hint, key, source, path, None): _convert(
+                value_hint, value, source, f"{path}.{key.value}", None
+            )
+            for key, value in node.value
+        }
     if origin is list:
         if not isinstance(node, yaml.SequenceNode):
             raise ConfigError(source, line, path, "expected a list")
@@ -327,3 +393,15 @@ def validate(config: Config) -> None:
         raise _invalid("ivr.tts", f"unknown voice {config.ivr.tts!r} (hibari, espeak-ng)")
     if config.sip.max_calls < 1:
         raise _invalid("sip.max_calls", "must be at least 1")
+    _validate_routing(config)
+
+
+def _validate_routing(config: Config) -> None:
+    names: set[str] = set()
+    for index, agent in enumerate(config.agents):
+        if agent.username in names:
+            raise _invalid(f"agents[{index}].username", f"{agent.username!r} is listed twice")
+        names.add(agent.username)
+    queues = {queue.name for queue in config.routing.queues}
+    if len(queues) != len(config.routing.queues):
+        raise _invalid("routing.queues", "a queue name is listed twice")

@@ -25,14 +25,16 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from asr.service import AsrService
-from hotline.call_records import CallRecords
+from bridge.hub import Hub
+from hotline.call_records import CallRecords, caller_identity
 from hotline.config import Config, ConfigError
+from hotline.contact_center import ContactCenter
 from hotline.logs import call_log
 from ivr.actions import Hangup, Transfer
 from ivr.flow import Flow
@@ -46,6 +48,7 @@ from media_core.media_events import DtmfReceived, MediaEvent, SpeechEnded, Speec
 from media_core.prompt import PromptCache
 from media_core.tone import tone_pcm
 from media_core.transport_rtp import MediaEngine
+from sip.address import NameAddress
 from sip.call_leg import CallLeg
 from sip.endpoint import SipEndpoint
 from sip.errors import RemoteProtocolError
@@ -53,6 +56,7 @@ from sip.message import Request, Response, make_response
 from sip.offer_answer import (
     Codec,
     MediaCapabilities,
+    NegotiatedMedia,
     build_offer,
     negotiate_answer,
     process_answer,
@@ -61,9 +65,20 @@ from sip.peer import Peer
 from sip.registration_service import Credential, RegistrationService
 from sip.sdp import SessionDescription
 from sip.transaction_layer import TransactionLayer
-from sip.ua_events import CallAnswered, CallConfirmed, CallEnded, IncomingCall, UaEvent
+from sip.ua_events import (
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    IncomingCall,
+    RegistrationChanged,
+    TransferRequested,
+    UaEvent,
+)
 from sip.uri import SipUri
 from sip.user_agent import UaConfig, UserAgent
+
+if TYPE_CHECKING:
+    from hotline.webrtc import BrowserPhones
 
 log = logging.getLogger("hotline.server")
 
@@ -84,18 +99,27 @@ class Call:
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     inbound: bool = False
+    consult_to: str | None = None  # an agent's call to a colleague or queue: where it waits
     queue: str | None = None  # where the IVR sent it
     priority: int = 0
     queued_at: float | None = None  # loop time it joined the queue
+    offer_for: tuple[str, str] | None = None  # an agent leg: (the caller's Call-ID, agent)
+    local_offer: SessionDescription | None = None  # our SDP offer on an outbound leg
 
 
 class HotlineServer:
     """Everything ``hotline serve`` runs, for one process."""
 
-    def __init__(self, config: Config, records: CallRecords | None = None) -> None:
-        """Build everything; ``records`` writes calls into the conversation store."""
+    def __init__(
+        self, config: Config, records: CallRecords | None = None, hub: Hub | None = None
+    ) -> None:
+        """Build everything; ``records`` writes calls into the conversation store.
+
+        ``hub`` carries screen pops and agent states to the agents' pages.
+        """
         self.config = config
         self.records = records
+        self.hub = hub
         sip = config.sip
         self.address = sip.advertised_address or _guess_address(sip.host)
         self.domain = sip.domain or self.address
@@ -120,7 +144,9 @@ class HotlineServer:
         self.flow: Flow | None = None
         self.asr: AsrService | None = None
         self.ivr: IvrRunner | None = None
-        self.queued: dict[str, list[Call]] = {}  # queue -> waiting calls, until routing
+        self.center: ContactCenter | None = None
+        self.browser_phones: BrowserPhones | None = None
+        self.prompt_library: PromptLibrary | None = None
         self.prompts = PromptCache()
         self.capabilities = MediaCapabilities.from_names(config.media.codecs)
         self.calls: dict[str, Call] = {}
@@ -151,6 +177,8 @@ class HotlineServer:
                     "configuration", None, "media.greeting_prompt", str(exc)
                 ) from None
         await self.media.start()
+        self.center = ContactCenter(self, self.flow.queues() if self.flow is not None else ())
+        self.center.start()
         sip = self.config.sip
         await self.endpoint.start(
             sip.host, sip.port, udp="udp" in sip.transports, tcp="tcp" in sip.transports
@@ -226,6 +254,7 @@ class HotlineServer:
             asr.workers,
         )
         self.flow = flow
+        self.prompt_library = prompts
         self.ivr = IvrRunner(
             lambda call_id: IvrSession(flow, None, call_id),
             self.media.media_tick,
@@ -241,6 +270,8 @@ class HotlineServer:
     async def stop(self) -> None:
         """Close everything; ``serve_forever`` returns."""
         self.endpoint.close()
+        if self.center is not None:
+            await self.center.close()
         if self.ivr is not None:
             await self.ivr.close()
         if self.asr is not None:
@@ -267,7 +298,7 @@ class HotlineServer:
             "sip": dict(self.endpoint.stats) | dict(self.transactions.stats),
             "ivr": {
                 "calls": len(self.ivr.calls) if self.ivr is not None else 0,
-                "queued": {queue: len(calls) for queue, calls in self.queued.items() if calls},
+                "queued": {q["name"]: q["length"] for q in self.queues() if q["length"]},
             },
         }
 
@@ -276,24 +307,15 @@ class HotlineServer:
         return self.ivr.outcome(call_id) if self.ivr is not None else None
 
     def queues(self) -> list[dict[str, Any]]:
-        """Every queue the flow can transfer to, with its waiting calls (``Live.queues``)."""
-        names = set(self.flow.queues()) if self.flow is not None else set()
-        now = asyncio.get_running_loop().time()
-        rows = []
-        for name in sorted(names | self.queued.keys()):
-            waiting = self.queued.get(name, [])
-            oldest = min((c.queued_at for c in waiting if c.queued_at is not None), default=now)
-            # Agents are routed in issue 6; until then nobody answers from a queue.
-            rows.append(
-                {"name": name, "length": len(waiting), "oldest_wait_s": now - oldest,
-                 "agents_available": 0}
-            )  # fmt: skip
-        return rows
+        """Every queue, with its waiting calls and agents (``Live.queues``)."""
+        if self.center is None:
+            return []
+        return [row | {"length": row["waiting"]} for row in self.center.queues()]
 
     def metrics(self) -> dict[str, Any]:
         """Live figures for the bridge's ``/metrics`` (``Live.metrics``)."""
         in_ivr = len(self.ivr.calls) if self.ivr is not None else 0
-        waiting = sum(len(calls) for calls in self.queued.values())
+        waiting = sum(row["length"] for row in self.queues())
         expected = lost = 0
         jitters = []
         for stream_id in list(self._calls_by_stream):
@@ -306,7 +328,8 @@ class HotlineServer:
         return {
             "active_calls": len(self.calls),
             "calls_by_state": {
-                "ivr": in_ivr, "queued": waiting,
+                "ivr": in_ivr,
+                "queued": waiting,
                 "other": max(0, len(self.calls) - in_ivr - waiting),
             },  # fmt: skip
             "queues": {
@@ -346,8 +369,21 @@ class HotlineServer:
             self._on_ended(event)
         elif isinstance(event, CallAnswered):
             call = self.calls.get(event.leg.leg_id)
-            if call is not None and call.answered is not None and not call.answered.done():
+            if call is not None and call.offer_for is not None and self.center is not None:
+                self.center.agent_answered(call)
+            elif call is not None and call.answered is not None and not call.answered.done():
                 call.answered.set_result(True)
+        elif isinstance(event, RegistrationChanged):
+            if self.center is not None:
+                self.center.registration_changed(event.aor)
+        elif isinstance(event, TransferRequested):
+            call = self.calls.get(event.leg.leg_id)
+            if call is not None and self.center is not None:
+                self.center.transfer_requested(call, event)
+            else:
+                self.endpoint.apply(
+                    self.ua.notify_transfer(event.leg, 603, "Declined", self.endpoint.now)
+                )
         elif isinstance(event, CallConfirmed):
             call_log("hotline.server", event.leg.call_id).debug("confirmed (ACK received)")
 
@@ -367,9 +403,9 @@ class HotlineServer:
             clog.info("bad SDP offer: %s", exc.reason)
             self.endpoint.apply(self.ua.reject(leg, 488, now, reason=exc.reason))
             return
-        call = Call(leg, inbound=True)
+        call = Call(leg, inbound=True, consult_to=self._consult_target(request))
         self.calls[leg.leg_id] = call
-        if self.records is not None:
+        if self.records is not None and call.consult_to is None:
             self.records.call_started(
                 leg.call_id, request.headers.get("From") or "",
                 request.headers.get("P-Asserted-Identity"),
@@ -446,7 +482,8 @@ class HotlineServer:
         # Symmetric RTP may latch only to the SDP's address or the signalling peer's.
         hosts = {call.leg.peer.host} | ({remote[0]} if remote else set())
         call.opening = True
-        in_ivr = call.inbound and self.ivr is not None
+        in_ivr = call.inbound and call.consult_to is None and self.ivr is not None
+        agent_leg = call.offer_for is not None or call.consult_to is not None
         try:
             call.stream_id = await self.media.open_stream(
                 self._bind_host(),
@@ -454,7 +491,7 @@ class HotlineServer:
                 remote,
                 codec.name,
                 codec.payload_type,
-                None if in_ivr else self._greeting,
+                None if in_ivr or agent_leg else self._greeting,
                 latch_hosts=frozenset(hosts),
                 vad=in_ivr,
                 telephone_event_pt=telephone_event.payload_type if telephone_event else None,
@@ -467,6 +504,11 @@ class HotlineServer:
             self.media.close_stream(call.stream_id)
             return False
         self._calls_by_stream[call.stream_id] = call
+        if call.consult_to is not None and self.center is not None:
+            self.media.media_tick.set_source(call.stream_id, self._hold_music)
+            self.center.enqueue_consult(call, call.consult_to, _from_user(call.leg.invite))
+        if agent_leg:
+            return True  # bridged to its caller, whose recording hears both
         self._start_recording(call)
         if in_ivr:
             assert self.ivr is not None
@@ -488,22 +530,47 @@ class HotlineServer:
         if self.records is not None:
             records, call_id = self.records, call.leg.call_id
             records.queued(call_id, transfer.queue, transfer.intent, transfer.priority)
-        waiting = self.queued.setdefault(transfer.queue, [])
-        # Higher priority first; equal priority keeps arrival order.
-        position = next(
-            (i for i, other in enumerate(waiting) if other.priority < transfer.priority),
-            len(waiting),
-        )
-        waiting.insert(position, call)
         call_log("hotline.server", call.leg.call_id).info(
-            "queued in %s at position %d (intent %s, priority %d)",
+            "queued in %s (intent %s, priority %d)",
             transfer.queue,
-            position + 1,
             transfer.intent,
             transfer.priority,
         )
         # The flow's transfer message is still playing; the music goes under it.
         self.media.media_tick.set_source(call.stream_id, self._hold_music)
+        if self.center is not None:
+            context = self._call_context(call, transfer)
+            self.center.enqueue(call, transfer.queue, transfer.priority, context)
+
+    def _consult_target(self, request: Request) -> str | None:
+        """The queue an agent's call to a colleague or a queue waits in, else None.
+
+        ``_guard_invite`` has already made a request claiming an agent's From prove it.
+        """
+        if self.center is None or _from_user(request) not in self.center.agents:
+            return None
+        return self.center.route_target(request.uri.user)
+
+    def _call_context(self, call: Call, transfer: Transfer) -> dict[str, Any]:
+        """What the agent is told about a caller: who, why, and what they said."""
+        headers = call.leg.invite.headers
+        kind, customer, display_name = caller_identity(
+            headers.get("From") or "",
+            headers.get("P-Asserted-Identity"),
+            self.config.store.default_country_code,
+        )
+        outcome = self.call_outcome(call.leg.call_id) or {}
+        return {
+            "call_id": call.leg.call_id,
+            "customer": customer,
+            "customer_kind": kind,
+            "display_name": display_name,
+            "intent": transfer.intent or outcome.get("intent"),
+            "queue": transfer.queue,
+            "priority": transfer.priority,
+            "confidence": outcome.get("confidence"),
+            "transcript": list(outcome.get("transcript") or []),
+        }
 
     def _on_ivr_hangup(self, ivr_call: IvrCall, hangup: Hangup) -> None:
         call = self._call_by_id(ivr_call.call_id)
@@ -531,9 +598,7 @@ class HotlineServer:
         if self.records is not None:
             call = self._call_by_id(outcome.call_id)
             recording = call.recording_path if call is not None else None
-            self.records.ivr_outcome(
-                outcome.call_id, record, str(recording) if recording else None
-            )
+            self.records.ivr_outcome(outcome.call_id, record, str(recording) if recording else None)
 
     def _call_by_id(self, call_id: str) -> Call | None:
         return next((c for c in self.calls.values() if c.leg.call_id == call_id), None)
@@ -571,20 +636,17 @@ class HotlineServer:
             clog.info("%s", ended)
         if call is None:
             return
-        # Still in the IVR, or waiting in a queue (no agent answers before issue 6):
-        # the caller gave up before reaching a person.
-        abandoned = call.queue is not None or (
+        # Still in the IVR, or in a queue: the caller gave up before reaching a person.
+        reached = self.center is not None and self.center.reached_agent(call)
+        abandoned = (call.queue is not None and not reached) or (
             self.ivr is not None and call.leg.call_id in self.ivr.calls
         )
         if self.ivr is not None:
             self.ivr.end_call(call.leg.call_id)
         if self.records is not None and call.inbound:
             self.records.call_ended(call.leg.call_id, answered_by_agent=not abandoned)
-        if call.queue is not None:
-            waiting = self.queued.get(call.queue, [])
-            if call in waiting:
-                waiting.remove(call)
-                clog.info("left queue %s (caller hung up)", call.queue)
+        if self.center is not None:
+            self.center.leg_ended(call, event.status_code, event.reason)
         if call.stream_id is not None:
             self._calls_by_stream.pop(call.stream_id, None)
             s = self.media.stats(call.stream_id)
@@ -668,6 +730,30 @@ class HotlineServer:
         """Hang a call up from our side."""
         self.endpoint.apply(self.ua.hangup(call.leg, self.endpoint.now))
 
+    def track_agent_leg(
+        self, leg: CallLeg, rtp_port: int, offer: SessionDescription, offer_for: tuple[str, str]
+    ) -> Call:
+        """Keep the leg of an INVITE the contact center sent to an agent."""
+        call = Call(leg, rtp_port=rtp_port, local_offer=offer, offer_for=offer_for)
+        self.calls[leg.leg_id] = call
+        return call
+
+    async def open_agent_media(self, call: Call, media: NegotiatedMedia) -> bool:
+        """Open an answered agent leg's RTP (no greeting, no recording of its own).
+
+        Raises:
+            OSError: the port could not be bound.
+        """
+        return await self._open_media(
+            call, media.remote_address, media.codec, media.telephone_event
+        )
+
+    def http_base_url(self) -> str | None:
+        """Where the bridge's pages and API are reached, for links we hand out."""
+        http = self.config.http
+        host = self.address if http.host in ("0.0.0.0", "::", "") else http.host
+        return f"http://{host}:{http.port}" if http.port else None
+
     # -------------------------------------------------------------- helpers
 
     def _bind_host(self) -> str:
@@ -682,6 +768,13 @@ class HotlineServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("task failed", exc_info=task.exception())
+
+
+def _from_user(request: Request) -> str:
+    try:
+        return NameAddress.parse(request.headers.get("From") or "").uri.user or ""
+    except RemoteProtocolError:
+        return ""
 
 
 def recording_name(call_id: str) -> str:

@@ -43,6 +43,30 @@ def test_a_site_file_overlays_only_what_it_names(tmp_path: Path):
         ("agents:\n  - username: a\n", 2, "agents[0]", "missing required field(s): password"),
         ("sip:\n  port: 1\n  port: 2\n", 3, "sip.port", "given twice"),
         ("sip: [\n", 2, "", "not valid YAML"),
+        (
+            "routing:\n  queues:\n    - name: q\n      strategy: fastest\n",
+            3,
+            "routing.queues[0]",
+            "strategy: 'fastest' is none of longest-idle",
+        ),
+        (
+            "agents:\n  - username: a\n    password: b\n    skills: {x: 11}\n",
+            2,
+            "agents[0]",
+            "skills.x: level 11 is not 1..10",
+        ),
+        (
+            "agents:\n  - username: a\n    password: b\n    skills: [x]\n",
+            4,
+            "agents[0].skills",
+            "expected a mapping",
+        ),
+        (
+            "agents:\n  - username: a\n    password: b\n    skills: {x: high}\n",
+            4,
+            "agents[0].skills.x",
+            "expected an integer, got 'high'",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_file_line_and_field(
