@@ -13,9 +13,12 @@ __all__ = ["HANDLERS"]
 
 
 async def list_agents(call: ApiRequest) -> web.Response:
-    """``GET /api/agents``: enabled users with the agent role."""
+    """``GET /api/agents``: enabled users with the agent role, in routing's live state."""
     users = await call.store.list_users()
-    agents = [agent_json(u) for u in users if "agent" in u.roles and not u.disabled]
+    live = call.live.agents()
+    agents = [
+        agent_json(u, live.get(u.name)) for u in users if "agent" in u.roles and not u.disabled
+    ]
     return web.json_response(agents)
 
 
@@ -28,10 +31,17 @@ async def set_agent_state(call: ApiRequest) -> web.Response:
     user = await call.store.get_user(name)
     if user is None or "agent" not in user.roles or user.disabled:
         raise ApiError(404, f"no agent {name}", field="name")
-    state = call.body["state"]
+    state, reason = call.body["state"], call.body.get("reason")
+    try:
+        routed = call.live.agent_state(name, state, reason)
+    except ValueError as exc:
+        raise ApiError(409, str(exc), field="state") from None
     user = await call.store.set_agent_state(name, state)
-    call.hub.publish(AGENTS, {"type": "agent.state", "agent": name, "state": state})
-    return web.json_response(agent_json(user))
+    if routed is None:  # routing publishes its own agent.state when it routes to this agent
+        call.hub.publish(
+            AGENTS, {"type": "agent.state", "agent": name, "state": state, "reason": reason}
+        )
+    return web.json_response(agent_json(user, routed))
 
 
 async def list_queues(call: ApiRequest) -> web.Response:

@@ -69,6 +69,22 @@ class Live(Protocol):
         """
         ...
 
+    def agent_state(self, agent: str, state: str, reason: str | None) -> dict[str, Any] | None:
+        """An agent chose ``available``, ``paused`` (with a reason) or ``offline``.
+
+        Returns routing's view of the agent afterwards (``{"state": str,
+        "reason": str | None}``), or None when this server does not route calls
+        to that agent.
+
+        Raises:
+            ValueError: the state cannot be taken now (e.g. available with no phone).
+        """
+        ...
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        """Routing's view of every agent it routes to: name -> ``{"state", "reason", ...}``."""
+        ...
+
     async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
         """A message from the phone of one agent page (``/ws/agent``, shape already checked).
 
@@ -130,6 +146,14 @@ class StaticLive:
     def queues(self) -> list[dict[str, Any]]:
         """The configured queues."""
         return copy.deepcopy(self.queue_list)
+
+    def agent_state(self, agent: str, state: str, reason: str | None) -> dict[str, Any] | None:
+        """No routing here: the agent's state is only stored."""
+        return None
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        """No routing here."""
+        return {}
 
     async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
         """No calls here: every phone message is answered with ``PHONE_UNAVAILABLE``."""

@@ -30,7 +30,8 @@ IDENTITY_KINDS = ["phone", "email", "webchat", "account"]
 CHANNELS = ["voice", "webchat"]
 STATUSES = ["ivr", "queued", "ringing", "connected", "wrap-up", "closed", "abandoned"]
 SPEAKERS = ["customer", "agent", "ivr", "system"]
-AGENT_STATES = ["available", "busy", "away", "wrap-up", "offline"]
+# What an agent may choose; routing also shows "ringing", "busy" and "wrap-up".
+AGENT_STATES = ["available", "paused", "offline"]
 STAFF = ["agent", "qa", "admin"]
 
 
@@ -187,6 +188,7 @@ _SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "roles": {"type": "array", "items": {"type": "string", "enum": STAFF}},
             "state": {"type": ["string", "null"]},
+            "reason": {"type": ["string", "null"]},
         },
     },
     "Queue": {
@@ -264,7 +266,10 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["state"],
         "additionalProperties": False,
-        "properties": {"state": {"type": "string", "enum": AGENT_STATES}},
+        "properties": {
+            "state": {"type": "string", "enum": AGENT_STATES},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 100},  # why paused
+        },
     },
     "MergeRequest": {
         "type": "object",
@@ -570,7 +575,7 @@ _PATHS: dict[str, Any] = {
             "requestBody": _body("AgentStateChange"),
             "responses": {
                 "200": _json(_ref("Agent"), "the agent"),
-                **_errors(*_BODY_ERRORS),
+                **_errors(*_BODY_ERRORS, 409),
             },
         }
     },

@@ -69,9 +69,11 @@ def event_json(event: Any) -> dict[str, Any]:
     }
 
 
-def agent_json(user: Any) -> dict[str, Any]:
-    """A ``User`` with the agent role (schema ``Agent``)."""
-    return {"name": user.name, "roles": sorted(user.roles), "state": user.agent_state}
+def agent_json(user: Any, routed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``User`` with the agent role (schema ``Agent``), in routing's state when routed."""
+    state = routed["state"] if routed else user.agent_state
+    reason = routed.get("reason") if routed else None
+    return {"name": user.name, "roles": sorted(user.roles), "state": state, "reason": reason}
 
 
 def audit_json(entry: Any) -> dict[str, Any]:

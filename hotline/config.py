@@ -91,6 +91,8 @@ class HttpConfig:
     cookie_secure: bool = False  # true when served over HTTPS (behind a TLS proxy)
     max_body_bytes: int = 65536
     session_lifetime_s: float = 43200.0
+    # Where browsers reach us for WebRTC calls (ICE host candidates); empty: the SIP address.
+    webrtc_ice_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -265,6 +265,8 @@ class ContactCenter:
         self._forget(routed)
         if routed.agent_leg is not None:
             self.server.hangup(routed.agent_leg)
+        elif routed.agent is not None and self.server.browser_phones is not None:
+            self.server.browser_phones.hangup(routed.item)
         self._apply(self.acd.left(routed.item, now), routed)
 
     def _forget(self, routed: Routed) -> None:

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from asr.service import AsrService
 from bridge.hub import Hub
+from bridge.live import PHONE_UNAVAILABLE
 from hotline.call_records import CallRecords, caller_identity
 from hotline.config import Config, ConfigError
 from hotline.contact_center import ContactCenter
@@ -178,6 +179,8 @@ class HotlineServer:
                 ) from None
         await self.media.start()
         self.center = ContactCenter(self, self.flow.queues() if self.flow is not None else ())
+        if self.hub is not None:
+            self.browser_phones = self._browser_phones(self.center, self.hub)
         self.center.start()
         sip = self.config.sip
         await self.endpoint.start(
@@ -272,6 +275,8 @@ class HotlineServer:
         self.endpoint.close()
         if self.center is not None:
             await self.center.close()
+        if self.browser_phones is not None:
+            await self.browser_phones.close()
         if self.ivr is not None:
             await self.ivr.close()
         if self.asr is not None:
@@ -311,6 +316,49 @@ class HotlineServer:
         if self.center is None:
             return []
         return [row | {"length": row["waiting"]} for row in self.center.queues()]
+
+    def agent_state(self, agent: str, state: str, reason: str | None) -> dict[str, Any] | None:
+        """An agent chose a state on the page or the REST API (``Live.agent_state``).
+
+        Raises:
+            ValueError: the state cannot be taken now.
+        """
+        if self.center is None or agent not in self.center.agents:
+            return None
+        self.center.set_agent_state(agent, state, reason)
+        return self.agents()[agent]
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        """Routing's view of every agent (``Live.agents``)."""
+        if self.center is None:
+            return {}
+        return {row["name"]: row for row in self.center.agents_status()}
+
+    async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A message from an agent page's browser phone (``Live.phone``)."""
+        if self.browser_phones is None:
+            return {"type": "phone.error", "error": PHONE_UNAVAILABLE}
+        reply = await self.browser_phones.handle(agent, message, page)
+        if self.center is not None and message.get("type") in ("phone.ready", "phone.off"):
+            self.center.registration_changed(agent)  # the page is a way to reach the agent
+        return reply
+
+    def phone_closed(self, agent: str, page: str) -> None:
+        """An agent page's socket closed (``Live.phone_closed``)."""
+        if self.browser_phones is not None:
+            self.browser_phones.page_closed(agent, page)
+        if self.center is not None:
+            self.center.registration_changed(agent)
+
+    def _browser_phones(self, center: ContactCenter, hub: Hub) -> BrowserPhones:
+        from hotline.webrtc import BrowserPhones  # aiortc loads only when pages can call
+
+        hosts = tuple(self.config.http.webrtc_ice_hosts) or (self.address,)
+        phones = BrowserPhones(self.media, hub.publish, ice_hosts=hosts)
+        phones.on_answered = center.browser_answered
+        phones.on_rejected = center.browser_rejected
+        phones.on_ended = center.browser_ended
+        return phones
 
     def metrics(self) -> dict[str, Any]:
         """Live figures for the bridge's ``/metrics`` (``Live.metrics``)."""

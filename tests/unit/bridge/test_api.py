@@ -294,14 +294,14 @@ async def test_agents_list_and_state_rules(bridge: Bridge) -> None:
     assert sorted(a["name"] for a in agents) == ["ann", "bob"]
     headers = {CSRF_HEADER: csrf}
     error = await bridge.json(
-        "PUT", "/api/agents/bob/state", 403, json={"state": "away"}, headers=headers
+        "PUT", "/api/agents/bob/state", 403, json={"state": "paused"}, headers=headers
     )
     assert error["field"] == "name"
     mine = await bridge.json(
-        "PUT", "/api/agents/ann/state", 200, json={"state": "busy"}, headers=headers
+        "PUT", "/api/agents/ann/state", 200, json={"state": "paused", "reason": "lunch"}, headers=headers
     )
-    assert mine["state"] == "busy"
-    assert (await bridge.store.get_user("ann")).agent_state == "busy"
+    assert mine["state"] == "paused"
+    assert (await bridge.store.get_user("ann")).agent_state == "paused"
 
 
 async def test_admin_sets_anyones_state_but_not_a_non_agent(bridge: Bridge) -> None:
@@ -309,9 +309,9 @@ async def test_admin_sets_anyones_state_but_not_a_non_agent(bridge: Bridge) -> N
     await bridge.add_user("quinn", "qa")
     csrf = await bridge.login("root", "admin")
     headers = {CSRF_HEADER: csrf}
-    await bridge.json("PUT", "/api/agents/bob/state", 200, json={"state": "away"}, headers=headers)
+    await bridge.json("PUT", "/api/agents/bob/state", 200, json={"state": "paused"}, headers=headers)
     await bridge.json(
-        "PUT", "/api/agents/quinn/state", 404, json={"state": "away"}, headers=headers
+        "PUT", "/api/agents/quinn/state", 404, json={"state": "paused"}, headers=headers
     )
 
 

@@ -165,7 +165,7 @@ async def test_bearer_requests_are_exempt_from_csrf(bridge: Bridge) -> None:
     await bridge.add_user("ann", "agent")
     token = await bridge.add_token("crm", "agents:write")
     await bridge.json(
-        "PUT", "/api/agents/ann/state", 200, json={"state": "away"}, headers=bridge.bearer(token)
+        "PUT", "/api/agents/ann/state", 200, json={"state": "paused"}, headers=bridge.bearer(token)
     )
 
 
