@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, metavar="SECONDS", help="give up after (default 60)"
     )
     call.add_argument(
+        "--stay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stay on the line this long after answer, e.g. to talk to an agent "
+        "(ends sooner if the far end hangs up)",
+    )
+    call.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="warning"
     )
     add_admin_subcommands(commands)
@@ -177,6 +185,7 @@ def _run_call(args: argparse.Namespace) -> int:
                 api_url=api_url,
                 barge_in=args.barge_in,
                 timeout_s=args.timeout,
+                stay_s=args.stay,
             )
         )
     except (ConnectionError, TimeoutError, OSError, ValueError) as exc:
