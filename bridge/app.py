@@ -59,7 +59,7 @@ def create_app(
     app[SETTINGS] = settings
     app[HUB] = hub
     app[LOGIN_GUARD] = LoginGuard()
-    app[CHANNELS] = TextChannels(store, hub)
+    app[CHANNELS] = TextChannels(store, hub, live)
     app[OPEN_SOCKETS] = weakref.WeakSet()
     bound = set()
     for method, path, operation in operations():

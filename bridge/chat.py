@@ -17,6 +17,7 @@ import asyncio
 from typing import Any
 
 from bridge.hub import AGENTS, Hub, agent_topic, conversation_topic
+from bridge.live import Live
 from bridge.serialize import conversation_json, message_json
 from bridge.validation import ValidationError
 from conversations import (
@@ -84,9 +85,11 @@ class TextChannels:
     cannot both take the same chat.
     """
 
-    def __init__(self, store: Any, hub: Hub) -> None:
+    def __init__(self, store: Any, hub: Hub, live: Live | None = None) -> None:
+        """``live``, when given, routes waiting chats to agents (``Live.chat_waiting``)."""
         self.store = store
         self.hub = hub
+        self.live = live
         self._open_lock = asyncio.Lock()
         self._take_lock = asyncio.Lock()
 
@@ -103,6 +106,8 @@ class TextChannels:
                 return latest[0], False
             conversation = await self.store.open_conversation(customer_id, channel, status="queued")
         publish_conversation(self.hub, conversation)
+        if self.live is not None:
+            self.live.chat_waiting(conversation.id)
         return conversation, True
 
     async def take(self, conversation_id: int, agent: str) -> Any:
@@ -127,6 +132,8 @@ class TextChannels:
             conversation = await self.store.update_conversation(
                 conversation_id, status="connected", agent=agent
             )
+        if self.live is not None:
+            self.live.chat_taken(conversation_id, agent)
         publish_conversation(self.hub, conversation)
         return conversation
 
@@ -135,6 +142,8 @@ class TextChannels:
         if conversation.status in ENDED_STATUSES:
             return conversation
         conversation = await self.store.update_conversation(conversation.id, status="closed")
+        if self.live is not None:
+            self.live.chat_ended(conversation.id)
         publish_conversation(self.hub, conversation)
         return conversation
 

@@ -85,6 +85,18 @@ class Live(Protocol):
         """Routing's view of every agent it routes to: name -> ``{"state", "reason", ...}``."""
         ...
 
+    def chat_waiting(self, conversation_id: int) -> None:
+        """A new text chat waits for an agent: routing offers it (``chat.offer`` to one agent)."""
+        ...
+
+    def chat_taken(self, conversation_id: int, agent: str) -> None:
+        """An agent took a chat (offered to them or not): it leaves the queue."""
+        ...
+
+    def chat_ended(self, conversation_id: int) -> None:
+        """A chat was closed: the agent's chat slot is free again."""
+        ...
+
     async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
         """A message from the phone of one agent page (``/ws/agent``, shape already checked).
 
@@ -154,6 +166,15 @@ class StaticLive:
     def agents(self) -> dict[str, dict[str, Any]]:
         """No routing here."""
         return {}
+
+    def chat_waiting(self, conversation_id: int) -> None:
+        """No routing here: every agent page sees the chat and any agent may take it."""
+
+    def chat_taken(self, conversation_id: int, agent: str) -> None:
+        """No routing here."""
+
+    def chat_ended(self, conversation_id: int) -> None:
+        """No routing here."""
 
     async def phone(self, agent: str, page: str, message: dict[str, Any]) -> dict[str, Any] | None:
         """No calls here: every phone message is answered with ``PHONE_UNAVAILABLE``."""

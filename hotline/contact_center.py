@@ -162,6 +162,8 @@ class ContactCenter:
         self.queue_names = {q.name for q in queues if not q.name.startswith("@")}
         self.routed: dict[str, Routed] = {}  # ACD item -> its caller and agent
         self._item_of: dict[str, str] = {}  # caller leg's Call-ID -> ACD item
+        self.chat_queue = server.config.routing.chat_queue
+        self.chats: dict[str, str | None] = {}  # ACD item of a waiting chat -> agent offered
         self._manual_offline: set[str] = set()  # agents who logged off while still registered
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -363,8 +365,53 @@ class ContactCenter:
 
     # ------------------------------------------------------------ ACD actions
 
+    # ----------------------------------------------------------------- chats
+
+    def chat_waiting(self, conversation_id: int) -> None:
+        """A web chat waits in the chat queue; the ACD offers it like a call."""
+        item = chat_item(conversation_id)
+        if item not in self.chats:
+            self.chats[item] = None
+            self._apply(self.acd.enqueue(item, self.chat_queue, self._now(), kind="chat"))
+
+    def chat_taken(self, conversation_id: int, agent: str) -> None:
+        """An agent took the chat: the one offered it answers; anyone else ends the offer."""
+        item = chat_item(conversation_id)
+        if item not in self.chats:
+            return
+        offered = self.chats[item] == agent
+        if offered:
+            self._apply(self.acd.answered(item, agent, self._now()))
+        else:
+            del self.chats[item]
+            self._apply(self.acd.left(item, self._now()))
+
+    def chat_ended(self, conversation_id: int) -> None:
+        """The chat was closed: the agent's chat slot frees."""
+        item = chat_item(conversation_id)
+        self.chats.pop(item, None)
+        self._apply(self.acd.finished(item, self._now()))
+
+    def _chat_action(self, action: Any) -> None:
+        conversation_id = int(action.item.removeprefix("chat:"))
+        if isinstance(action, Offer):
+            self.chats[action.item] = action.agent
+            self._publish_agent(action.agent, {"type": "chat.offer",
+                "conversation_id": conversation_id, "queue": action.queue})  # fmt: skip
+        elif isinstance(action, CancelOffer):
+            if self.chats.get(action.item) == action.agent:
+                self.chats[action.item] = None
+            self._publish_agent(action.agent, {"type": "chat.offer.cancel",
+                "conversation_id": conversation_id, "reason": action.reason})  # fmt: skip
+        elif isinstance(action, (Abandoned, Connected)):
+            if isinstance(action, Abandoned):
+                self.chats.pop(action.item, None)
+
     def _apply(self, actions: list[Any], gone: Routed | None = None) -> None:
         for action in actions:
+            if str(getattr(action, "item", "")).startswith("chat:"):
+                self._chat_action(action)
+                continue
             routed = self.routed.get(action.item) if hasattr(action, "item") else None
             if routed is None and gone is not None and getattr(action, "item", None) == gone.item:
                 routed = gone
@@ -642,6 +689,11 @@ class ContactCenter:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
+
+
+def chat_item(conversation_id: int) -> str:
+    """The ACD item of a web chat."""
+    return f"chat:{conversation_id}"
 
 
 def announcement(position: int, estimated_wait_s: float) -> str:

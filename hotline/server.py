@@ -328,6 +328,21 @@ class HotlineServer:
         self.center.set_agent_state(agent, state, reason)
         return self.agents()[agent]
 
+    def chat_waiting(self, conversation_id: int) -> None:
+        """A web chat waits for an agent (``Live.chat_waiting``)."""
+        if self.center is not None:
+            self.center.chat_waiting(conversation_id)
+
+    def chat_taken(self, conversation_id: int, agent: str) -> None:
+        """An agent took a chat (``Live.chat_taken``)."""
+        if self.center is not None:
+            self.center.chat_taken(conversation_id, agent)
+
+    def chat_ended(self, conversation_id: int) -> None:
+        """A chat was closed (``Live.chat_ended``)."""
+        if self.center is not None:
+            self.center.chat_ended(conversation_id)
+
     def agents(self) -> dict[str, dict[str, Any]]:
         """Routing's view of every agent (``Live.agents``)."""
         if self.center is None:

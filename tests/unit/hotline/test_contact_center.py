@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
+from bridge.hub import Hub, agent_topic
 from hotline.config import AgentConfig, Config, QueueConfig, RoutingConfig
-from hotline.contact_center import acd_specs, announcement, context_headers
-from routing import Strategy
+from hotline.contact_center import ContactCenter, acd_specs, announcement, context_headers
+from routing import AgentState, Strategy
 
 CONTEXT = {
     "intent": "prescription_refill",
@@ -75,3 +79,50 @@ def test_configured_queues_keep_their_settings_and_the_flows_get_defaults():
     (alice,) = agents
     assert alice.queues == ("pharmacy", "@alice") and "@alice" in by_name
     assert alice.skills == {"pharmacy": 5}
+
+
+class _Registrar:
+    def lookup(self, aor: str, now: float) -> list[object]:
+        return []
+
+
+def _center_with_agents(*names: str) -> tuple[ContactCenter, Hub]:
+    hub = Hub()
+    config = Config(
+        agents=[AgentConfig(n, "pw", queues=["operator"]) for n in names],
+        routing=RoutingConfig(queues=[QueueConfig("operator", ring_timeout_s=30.0)]),
+    )
+    server = SimpleNamespace(
+        config=config, hub=hub, records=None, browser_phones=None,
+        registration=SimpleNamespace(registrar=_Registrar()), endpoint=SimpleNamespace(now=0.0),
+    )  # fmt: skip
+    center = ContactCenter(server, ())  # type: ignore[arg-type]
+    for name in names:
+        center._apply(center.acd.set_state(name, AgentState.AVAILABLE, center._now()))
+    return center, hub
+
+
+async def test_a_waiting_chat_is_offered_to_one_agent_who_takes_it():
+    center, hub = _center_with_agents("ann")
+    pops = hub.subscribe([agent_topic("ann")])
+    center.chat_waiting(7)
+    offer = await asyncio.wait_for(pops.get(), 1.0)
+    assert offer == {"type": "chat.offer", "conversation_id": 7, "queue": "operator"}
+    center.chat_taken(7, "ann")
+    assert center.acd.agent("ann").active_chats == 1
+    center.chat_ended(7)
+    assert center.acd.agent("ann").active_chats == 0
+    center.acd.check_invariants()
+
+
+async def test_a_chat_taken_by_another_agent_leaves_the_queue_and_the_offer_is_withdrawn():
+    center, hub = _center_with_agents("ann", "bob")
+    center.chat_waiting(8)
+    offered = center.chats["chat:8"]
+    other = "bob" if offered == "ann" else "ann"
+    pops = hub.subscribe([agent_topic(offered)])
+    center.chat_taken(8, other)
+    cancel = await asyncio.wait_for(pops.get(), 1.0)
+    assert cancel["type"] == "chat.offer.cancel" and cancel["conversation_id"] == 8
+    assert "chat:8" not in center.chats
+    assert center.acd.queue_status()[0]["waiting"] == 0
