@@ -39,6 +39,7 @@ bench: install
 	$(PY) benchmarks/kernels.py --quick
 	$(PY) benchmarks/asr_ivr.py --quick
 	$(PY) benchmarks/store.py --quick
+	$(PY) benchmarks/routing.py --quick
 
 clean:
 	rm -rf build *.egg-info media_core/*.so media_core/_*.c $(VENV)
