@@ -2,14 +2,15 @@
 
 Inbound calls are answered with SDP from the offer/answer module and go into
 the speech IVR (``ivr.runner``): prompts, barge-in, streaming recognition and
-intent matching, until the flow transfers the call to a queue, where it waits
-with hold music for routing. Each call's IVR outcome is appended to
-``DATA_DIR/ivr/outcomes-DAY.jsonl`` and served at ``/api/calls/{id}/ivr``.
-With ``ivr.enabled: false`` a call hears the greeting tone instead (a media
-test line). Agents register with digest auth; ``call_agent`` places the
-outbound (UAC) leg to one of their registrations. Overload and drain are
-handled here: above ``sip.max_calls`` and while draining, a new INVITE gets 503
-with Retry-After and the calls already up are untouched.
+intent matching, until the flow transfers the call to a queue. There it waits
+with hold music while ``hotline.contact_center`` has the ACD ring an agent's
+softphone (our B2BUA's outbound leg, with the context in its headers) or
+browser, and bridges the two legs when the agent answers. Each call's IVR
+outcome is appended to ``DATA_DIR/ivr/outcomes-DAY.jsonl`` and served at
+``/api/calls/{id}/ivr``. With ``ivr.enabled: false`` a call hears the greeting
+tone instead (a media test line). Agents register with digest auth. Overload
+and drain are handled here: above ``sip.max_calls`` and while draining, a new
+INVITE gets 503 with Retry-After and the calls already up are untouched.
 """
 
 from __future__ import annotations
