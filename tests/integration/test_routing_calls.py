@@ -452,22 +452,26 @@ async def test_call_overflows_to_another_queue_after_max_wait(
     assert result.get("queue") == "billing", f"the IVR misrouted (not the ACD): {result}"
 
 
+@pytest.mark.parametrize(("target", "taker"), [("lee", "lee"), ("general", "pat")],
+                         ids=["to-an-agent", "to-a-queue"])
 async def test_blind_transfer_rings_the_target_with_the_context(
-    routing_server: HotlineProcess, phones_factory: Any
+    routing_server: HotlineProcess, phones_factory: Any, target: str, taker: str
 ):
     server = routing_server
+    number = "+15551230008" if target == "lee" else "+15551230011"
     agents = await phones_factory(server.sip_port, [
-        agent("kim", "ignore", "first"), agent("lee", "ignore", "second"),
+        agent("kim", "ignore", "first"), agent(taker, "ignore", "second"),
     ], "agents")
-    callers = await phones_factory(server.sip_port, [caller("+15551230008")], "caller")
-    from_caller = await dial_operator(callers, "+15551230008", server)
+    callers = await phones_factory(server.sip_port, [caller(number)], "caller")
+    from_caller = await dial_operator(callers, number, server)
 
     offered = await agents.expect("incoming", account="kim", timeout_s=30)
     await agents.answer(offered["call"])
     await agents.expect("answered", call=offered["call"])
-    await agents.xfer(offered["call"], f"sip:lee@{LOOPBACK}")
+    # REFER, Refer-To: <sip:lee@domain> (an agent) or <sip:general@domain> (a queue).
+    await agents.xfer(offered["call"], f"sip:{target}@{LOOPBACK}")
 
-    ring = await agents.expect("incoming", account="lee", timeout_s=10)
+    ring = await agents.expect("incoming", account=taker, timeout_s=10)
     assert_same_context(ring, offered)
     await agents.answer(ring["call"])
     await agents.expect("answered", call=ring["call"])
