@@ -45,10 +45,11 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import math
 import os
 import re
 import tempfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -57,7 +58,7 @@ import pocketsphinx  # type: ignore[import-untyped]
 
 from asr.engine import RATE_HZ, RecognitionContext
 from asr.grammar_jsgf import build_jsgf, grammar_words
-from asr.language_model import build_arpa, words_of
+from asr.language_model import SENTENCE_END, SENTENCE_START, build_arpa, words_of
 from asr.pronounce import pronounce
 from asr.results import Hypothesis, Word
 from media_core.resample import Resampler
@@ -83,6 +84,19 @@ NBEST = 8  # alternatives a final hypothesis carries
 # words @ share: none 526, 2,000 @ 0.1 538, 2,000 @ 0.2 544, 3,000 @ 0.1 536,
 # 5,000 @ 0.3 536.
 BACKGROUND_WORDS = 2000
+# ... and general English's bigrams among the context's words (phrase words included),
+# interpolated at the same share. dev/held/xdev/xheld of 106/148/159/222, routed:
+# unigrams only 99/125/141/178 = 543; bigrams beating backoff 3x 550 (~390k bigrams),
+# 1.5x 552 (~450k), 1.5x and p >= 0.001 99/128/144/178 = 549 (~165k, kept: a smaller
+# LM decodes faster); 3x at share 0.35 543; bigrams among the 2,000 common words only
+# (not the phrase words) 542; 1.5x, p >= 0.001, a phrase history giving the background
+# share x its backoff weight (build_arpa) 98/125/143/183 = 549. Off: within noise of
+# unigrams only, ~6 s more to compile an open question, and every setting turned the
+# en_chest fixture's "my chest hurts" into "my cat hurting".
+BIGRAM_MIN_GAIN: float | None = None
+BIGRAM_MIN_PROB = 0.001
+_LOG_BASE = 1.0001  # pocketsphinx's log-math base: NGramModel.prob answers in it
+_UNKNOWN_SCORE = -536870912  # NGramModel.prob of a word outside its vocabulary
 _NBEST_SCAN = 40  # n-best entries read to find them (many differ only in fillers)
 _CACHE_CONTEXTS = 64  # compiled contexts kept per engine (and searches per decoder)
 _MAX_VARIANTS = 9  # cmudict lists at most a handful of (n) variants
@@ -141,6 +155,8 @@ class PocketsphinxEngine:
         options: Mapping[str, object] | None = None,
         nbest: int = NBEST,
         background_words: int = BACKGROUND_WORDS,
+        bigram_min_gain: float | None = BIGRAM_MIN_GAIN,
+        bigram_min_prob: float = BIGRAM_MIN_PROB,
     ) -> None:
         """Point at a model directory (default: the one in the wheel).
 
@@ -154,6 +170,10 @@ class PocketsphinxEngine:
             background_words: how many of general English's commonest words (by the
                 en-us LM's unigrams) a phrase LM admits, with the unigram share its
                 context's ``general_english`` gives them.
+            bigram_min_gain: general English's bigrams among a context's words join
+                its LM where they beat the general LM's backoff by this factor
+                (``None``: unigrams only).
+            bigram_min_prob: ... and where their probability is at least this.
         """
         self.nbest = nbest
         root = model_dir or pocketsphinx.get_model_path()
@@ -174,6 +194,9 @@ class PocketsphinxEngine:
         self._serial = 0
         self._background_words = background_words
         self._background: dict[str, float] | None = None
+        self._general: pocketsphinx.NGramModel | None = None
+        self._bigram_min_gain = bigram_min_gain
+        self._bigram_min_prob = bigram_min_prob
         self._prototype = self._new_native(general=False)  # fails fast on a bad model
 
     def _write_seed_dictionary(self) -> str:
@@ -261,8 +284,14 @@ class PocketsphinxEngine:
             if not kept:
                 return None
             return _Compiled(search, added, build_jsgf(kept), None)
+        bigrams = None
+        if background and self._bigram_min_gain is not None:
+            bigrams = self._general_bigrams(vocabulary - dropped)
         arpa = build_arpa(
-            context.phrases, background=background, background_weight=context.general_english
+            context.phrases,
+            background=background,
+            background_weight=context.general_english,
+            background_bigrams=bigrams,
         )
         with tempfile.NamedTemporaryFile("w", suffix=".arpa", delete=False) as handle:
             handle.write(arpa)
@@ -278,7 +307,7 @@ class PocketsphinxEngine:
         if self._background is None:
             self._background = {}
             if self._background_words > 0:
-                general = pocketsphinx.NGramModel.readfile(self._general_lm)
+                general = self._general_model()
                 # prob() answers in the log-math base of pocketsphinx (1.0001).
                 scored = heapq.nlargest(
                     self._background_words,
@@ -288,6 +317,44 @@ class PocketsphinxEngine:
                     w: 1.0001**score for score, w in scored if _WORD_ONLY.fullmatch(w)
                 }
         return self._background
+
+    def _general_model(self) -> pocketsphinx.NGramModel:
+        if self._general is None:
+            self._general = pocketsphinx.NGramModel.readfile(self._general_lm)
+        return self._general
+
+    def _general_bigrams(self, vocabulary: set[str]) -> dict[str, dict[str, float]]:
+        """General English's telling bigrams within ``vocabulary`` (see ``build_arpa``).
+
+        The binary LM cannot list its bigrams, so every pair is asked for (about
+        6 M ``prob`` calls, ~5 s, once per context). A pair is listed when it beats
+        the history's backoff by ``bigram_min_gain``; each history's row is
+        normalised over the vocabulary and ``</s>``.
+        """
+        general = self._general_model()
+        followers = sorted(vocabulary | {SENTENCE_END})
+        unigram = [general.prob([w]) for w in followers]
+        known = [i for i, score in enumerate(unigram) if score > _UNKNOWN_SCORE]
+        followers = [followers[i] for i in known]
+        unigram = [unigram[i] for i in known]
+        min_gain = round(math.log(self._bigram_min_gain or 1.0) / math.log(_LOG_BASE))
+        table: dict[str, dict[str, float]] = {}
+        for history in [SENTENCE_START, *sorted(vocabulary)]:
+            if general.prob([history]) <= _UNKNOWN_SCORE and history != SENTENCE_START:
+                continue  # unknown history: its row is the unigrams
+            scores = [general.prob([w, history]) for w in followers]
+            gains = [s - u for s, u in zip(scores, unigram, strict=True)]
+            backoff = Counter(gains).most_common(1)[0][0]  # unlisted pairs share it (+-1)
+            listed = [i for i, g in enumerate(gains) if g - backoff > max(min_gain, 2)]
+            if not listed:
+                continue
+            top = max(scores)
+            total = sum(_LOG_BASE ** (s - top) for s in scores)
+            row = {followers[i]: _LOG_BASE ** (scores[i] - top) / total for i in listed}
+            row = {w: p for w, p in row.items() if p >= self._bigram_min_prob}
+            if row:
+                table[history] = row
+        return table
 
     def _pronunciations(self, vocabulary: set[str]) -> tuple[dict[str, str], set[str]]:
         """Every pronunciation the context's words need, and the words with none."""

@@ -97,3 +97,18 @@ def test_an_open_question_admits_everyday_words_and_keeps_its_phrases(
     assert "because" not in engine.compile(symptoms).words
     for fixture, text in [("en_chest", "my chest hurts"), ("en_toothache", "i have a toothache")]:
         assert decode(engine.decoder(), load_wav(fixture), open_question)[-1].text == text
+
+
+def test_general_bigrams_list_telling_pairs_normalised_over_the_vocabulary(engine):
+    vocabulary = {"chest", "pain", "the", "my", "a", "hurts", "payment", "plan", "tonsillitis"}
+    table = engine._general_bigrams(vocabulary)
+    common = engine._common_words()
+    unigram = common["pain"] / sum(common.values())
+    # "chest pain" is far likelier than "pain" alone; "</s>" may follow a word.
+    assert table["chest"]["pain"] > 10 * unigram
+    assert "plan" in table["payment"]
+    assert "tonsillitis" not in table  # outside general English: no row, no follower
+    for history, row in table.items():
+        assert history == "<s>" or history in vocabulary
+        assert set(row) <= vocabulary | {"</s>"}
+        assert 0.0 < sum(row.values()) <= 1.0 + 1e-9

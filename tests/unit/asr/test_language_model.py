@@ -108,10 +108,70 @@ def test_background_takes_its_share_of_unigrams_in_proportion():
     assert prob(mixed, ("need", "a"), "refill") > prob(mixed, ("need", "a"), "the")
 
 
+# p(word | history) of the background, listed where it beats its backoff.
+BACKGROUND_BIGRAMS = {
+    "<s>": {"my": 0.3, "the": 0.2},
+    "the": {"slurred": 0.1, "chest": 0.05},
+    "is": {"slurred": 0.4},  # "is" is a phrase word the background never has as unigram
+    "slurred": {"</s>": 0.6},
+    "need": {"the": 0.5},
+}
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_background_bigrams_keep_every_history_summing_to_one(order: int):
+    sections, _ = parse_arpa(
+        build_arpa(
+            PHRASES,
+            order=order,
+            background=BACKGROUND,
+            background_weight=0.2,
+            background_bigrams=BACKGROUND_BIGRAMS,
+        )
+    )
+    vocabulary = [w for (w,) in sections[1] if w != "<s>"]
+    histories = [()] + [g for n in range(1, order) for g in sections[n] if g[-1] != "</s>"]
+    assert ("the", "slurred") in sections[2] and ("slurred", "</s>") in sections[2]
+    for history in histories:
+        total = sum(prob(sections, history, w) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-4), history
+
+
+def test_background_bigrams_are_interpolated_at_every_order():
+    unigrams_only, _ = parse_arpa(
+        build_arpa(PHRASES, background=BACKGROUND, background_weight=0.2)
+    )
+    mixed, _ = parse_arpa(
+        build_arpa(
+            PHRASES,
+            background=BACKGROUND,
+            background_weight=0.2,
+            background_bigrams=BACKGROUND_BIGRAMS,
+        )
+    )
+    # A listed pair: (1 - 0.2) p_phrases + 0.2 p_background; "the" is no phrase history.
+    slurred = 10 ** mixed[1][("slurred",)][0]
+    assert prob(mixed, ("the",), "slurred") == pytest.approx(0.8 * 0 + 0.2 * 0.1, rel=1e-3)
+    assert prob(mixed, ("the",), "slurred") > 2 * slurred
+    assert prob(mixed, ("the",), "slurred") > prob(unigrams_only, ("the",), "slurred")
+    # The phrases still win where they have seen the words, a trigram included.
+    assert prob(mixed, ("need", "a"), "refill") > prob(mixed, ("need", "a"), "the")
+    assert prob(mixed, ("i", "need"), "a") > prob(mixed, ("i", "need"), "the")
+    # A history the phrases know gives the background only the share its backoff
+    # leaves (``0.2 * bow``), not 0.2: "a" after "need" keeps more than 0.8 of it.
+    assert prob(mixed, ("need",), "a") > 0.85 * prob(unigrams_only, ("need",), "a")
+
+
 def test_no_background_weight_changes_nothing():
     assert build_arpa(PHRASES, background=BACKGROUND, background_weight=0.0) == build_arpa(
         PHRASES
     )
+    assert build_arpa(
+        PHRASES,
+        background=BACKGROUND,
+        background_weight=0.0,
+        background_bigrams=BACKGROUND_BIGRAMS,
+    ) == build_arpa(PHRASES)
     with pytest.raises(ValueError, match="background_weight"):
         build_arpa(PHRASES, background=BACKGROUND, background_weight=1.0)
 
