@@ -1,8 +1,9 @@
 // The agent page: log in, set a state, take waiting chats, reply, and read any
 // conversation of the customer across channels (voice calls show the IVR transcript
-// and the call's timeline). Actions are REST calls (CSRF-protected); /ws/agent only
-// pushes what happens (see bridge/ws_agent.py), and carries the signalling of the phone in
-// this browser (phone.js).
+// and the call's timeline); a call ringing the agent's phone pops up who calls, why, what
+// they told the IVR and their history (screen_pop). Actions are REST calls
+// (CSRF-protected); /ws/agent only pushes what happens (see bridge/ws_agent.py), and
+// carries the signalling of the phone in this browser (phone.js).
 import {
   ApiError,
   api,
@@ -28,7 +29,6 @@ const ui = {
   state: byId("agent-state"),
   logout: byId("logout"),
   connection: byId("connection"),
-  notices: byId("notices"),
   waiting: byId("waiting"),
   waitingEmpty: byId("waiting-empty"),
   mine: byId("mine"),
@@ -45,6 +45,17 @@ const ui = {
   customerName: byId("customer-name"),
   identities: byId("identities"),
   history: byId("history"),
+  pop: byId("screen-pop"),
+  popTitle: byId("screen-pop-title"),
+  popState: byId("screen-pop-state"),
+  popCaller: byId("screen-pop-caller"),
+  popIntent: byId("screen-pop-intent"),
+  popQueue: byId("screen-pop-queue"),
+  popWords: byId("screen-pop-words"),
+  popHistory: byId("screen-pop-history"),
+  popNoHistory: byId("screen-pop-no-history"),
+  popOpen: byId("screen-pop-open"),
+  popDismiss: byId("screen-pop-dismiss"),
 };
 
 let me = null;
@@ -53,6 +64,7 @@ let retryMs = 500;
 let current = null; // the open conversation (schema Conversation)
 const waiting = new Map();
 const mine = new Map();
+let pop = null; // the screen pop shown: {call_id, conversation_id, connected}
 const phone = createPhone((frame) => {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 });
@@ -75,6 +87,7 @@ function showLogin() {
   phone.disconnected();
   ui.desk.hidden = true;
   ui.who.hidden = true;
+  hidePop();
   ui.login.hidden = false;
   ui.connection.textContent = "";
   byId("login-name").focus();
@@ -320,27 +333,99 @@ ui.closeButton.addEventListener("click", async () => {
   }
 });
 
-// ----------------------------------------------------------------- pushes
+// -------------------------------------------------------------- screen pop
 
-function notice(text, conversationId) {
-  const box = element("div", text, "notice");
-  if (conversationId) {
-    const open = element("button", "Open", "secondary");
-    open.type = "button";
-    open.addEventListener("click", () => {
-      box.remove();
-      openConversation(conversationId);
-    });
-    box.append(" ", open);
+// A call rings this agent (CallRecords.offered): who calls, why, what they said to the
+// IVR and their earlier conversations, until the offer is withdrawn (call.cancel) or,
+// once the agent took the call, until dismissed.
+function showPop(frame) {
+  pop = { call_id: frame.call_id, conversation_id: frame.conversation_id, connected: false };
+  const customer = frame.customer || {};
+  const identities = (customer.identities || []).filter((identity) => identity && identity.value);
+  const phoneIdentity = identities.find((identity) => identity.kind === "phone");
+  const name = customer.display_name || (phoneIdentity || identities[0] || {}).value || "a caller";
+  ui.popTitle.textContent = `Call from ${name}`;
+  const caller = [customer.display_name || ""];
+  for (const identity of identities) {
+    if (identity.value !== customer.display_name) caller.push(identity.value);
   }
-  const dismiss = element("button", "Dismiss", "secondary");
-  dismiss.type = "button";
-  dismiss.addEventListener("click", () => box.remove());
-  box.append(" ", dismiss);
-  ui.notices.prepend(box);
+  ui.popCaller.textContent = caller.filter(Boolean).join(" · ") || "unknown";
+  let intent = frame.intent || "not recognised";
+  if (typeof frame.confidence === "number") intent += ` (confidence ${frame.confidence.toFixed(2)})`;
+  ui.popIntent.textContent = intent;
+  ui.popQueue.textContent = frame.queue || "—";
+
+  // The caller's own words: the customer's lines of the IVR dialogue, else the transcript.
+  const said = (frame.dialogue || []).filter((line) => line.speaker === "customer");
+  const words = said.length
+    ? said.map((line) => {
+        const item = element("li", line.text);
+        if (typeof line.confidence === "number") {
+          item.append(element("span", ` (${line.confidence.toFixed(2)})`, "muted"));
+        }
+        return item;
+      })
+    : (frame.transcript || []).map((text) => element("li", String(text)));
+  ui.popWords.replaceChildren(...words);
+  if (!words.length) ui.popWords.append(element("li", "Nothing recognised.", "muted"));
+
+  ui.popHistory.replaceChildren(
+    ...(frame.history || []).map((conversation) => {
+      const item = element("li");
+      const open = element("button", conversationLabel(conversation), "link");
+      open.type = "button";
+      open.addEventListener("click", () => openConversation(conversation.id));
+      const about = [conversation.status, conversation.intent].filter(Boolean).join(" · ");
+      item.append(open, element("span", about, "muted"));
+      return item;
+    }),
+  );
+  ui.popNoHistory.hidden = ui.popHistory.childElementCount > 0;
+  ui.popOpen.hidden = !frame.conversation_id;
+  ui.pop.classList.remove("connected");
+  ui.popState.textContent = "Ringing on your phone";
+  ui.pop.hidden = false;
 }
 
+function hidePop() {
+  pop = null;
+  ui.pop.hidden = true;
+  ui.pop.classList.remove("connected");
+}
+
+// call.cancel (agent:NAME): the offer was withdrawn; a call the agent took stays shown.
+function withdrawPop(frame) {
+  if (pop && pop.call_id === frame.call_id && !pop.connected) hidePop();
+}
+
+// call.event (agents): the popped call connected to this agent, or ended. The server
+// publishes call.cancel at once but screen_pop after its store writes, so a pop can come
+// after its own cancel; such a pop goes when the call connects elsewhere or ends.
+function popCallEvent(frame) {
+  if (!pop || pop.call_id !== frame.call_id) return;
+  const data = frame.data || {};
+  if (frame.kind === "connected" && me && data.agent === me.name) {
+    pop.connected = true;
+    ui.pop.classList.add("connected");
+    ui.popState.textContent = "Connected";
+  } else if (frame.kind === "connected" && !pop.connected) {
+    hidePop(); // another agent took it
+  } else if (frame.kind === "ended") {
+    if (pop.connected) ui.popState.textContent = "Call ended";
+    else hidePop(); // the caller hung up while it rang
+  }
+}
+
+ui.popOpen.addEventListener("click", () => {
+  if (pop && pop.conversation_id) openConversation(pop.conversation_id);
+});
+ui.popDismiss.addEventListener("click", hidePop);
+
+// ----------------------------------------------------------------- pushes
+
 function onPush(frame) {
+  // call.cancel withdraws a SIP phone's offer as well as the browser phone's: both see it.
+  if (frame.type === "call.cancel") withdrawPop(frame);
   if (phone.onPush(frame)) return;
   switch (frame.type) {
     case "conversation.updated":
@@ -355,13 +440,11 @@ function onPush(frame) {
     case "agent.state":
       if (me && frame.agent === me.name) ui.state.value = frame.state;
       break;
-    case "screen_pop": {
-      const from = frame.customer && frame.customer.display_name ? frame.customer.display_name : "a caller";
-      const about = [frame.intent, frame.queue].filter(Boolean).join(", ");
-      notice(`Call from ${from}${about ? ` (${about})` : ""}`, frame.conversation_id);
+    case "screen_pop":
+      showPop(frame);
       break;
-    }
     case "call.event":
+      popCallEvent(frame);
       if (current && current.id === frame.conversation_id) {
         ui.events.append(renderEvent({ kind: frame.kind, at: frame.at, data: frame.data }));
         ui.eventsBox.hidden = false;
