@@ -259,6 +259,7 @@ class ContactCenter:
                 call_log("hotline.routing", item).info(
                     "%s declined the offer: %s (%s)", agent, why, status_code
                 )
+                self._withdrawn(agent, routed, why)
                 self._apply(self.acd.declined(item, agent, now, reason=why))
             return
         routed = self._routed_for(call)
@@ -499,11 +500,15 @@ class ContactCenter:
         if leg is None:
             phones = self.server.browser_phones
             if phones is not None:
-                phones.cancel(cancel.agent, cancel.item, cancel.reason)
-        else:
-            self.server.hangup(leg)  # CANCEL while it rings (§9.1), BYE if it raced an answer
-        self._publish_agent(cancel.agent, {"type": "call.cancel", "call_id": cancel.item,
-                                           "reason": cancel.reason})  # fmt: skip
+                phones.cancel(cancel.agent, cancel.item, cancel.reason)  # tells the page too
+            return
+        self.server.hangup(leg)  # CANCEL while it rings (§9.1), BYE if it raced an answer
+        self._withdrawn(cancel.agent, routed, cancel.reason)
+
+    def _withdrawn(self, agent: str, routed: Routed, reason: str) -> None:
+        """Tell the agent's page that the call no longer rings for them."""
+        self._publish_agent(agent, {"type": "call.cancel", "call_id": routed.caller.leg.call_id,
+                                    "reason": reason})  # fmt: skip
 
     async def _connect_sip_agent(self, call: Call) -> None:
         assert call.offer_for is not None and call.local_offer is not None
