@@ -8,7 +8,9 @@ what it hears, so a test can tell who hears whom.
 
 Arguments: ``--server-host``, ``--server-port``, ``--phones JSON`` (a list of
 ``{"username", "password", "register", "behaviour", "tone_hz", "sip_port",
-"rtp_port", "display_name"}``; only ``username`` is required), ``--workdir`` (tone
+"rtp_port", "display_name", "end_after_transfer"}``; only ``username`` is
+required; ``end_after_transfer``, true by default, hangs a call up once the
+final NOTIFY of its REFER says 2xx, as softphones do), ``--workdir`` (tone
 and recording WAVs, the PJSIP log) and ``--max-lifetime-s`` (the process quits by
 itself after that, whatever happens).
 
@@ -145,6 +147,7 @@ class Phone(pj.Account):
         self.tone_path = harness.workdir / f"tone-{self.name}.wav"
         write_tone(self.tone_path, float(spec.get("tone_hz", 600)))
         self.registered = False
+        self.end_after_transfer = bool(spec.get("end_after_transfer", True))
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 (pjsua2 API)
         emit("reg_state", account=self.name, code=prm.code, reason=prm.reason,
@@ -244,6 +247,10 @@ class PhoneCall(pj.Call):
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         emit("transfer_result", account=self.phone.name, call=self.ref, code=prm.statusCode,
              reason=prm.reason, final=bool(prm.finalNotify))
+        if prm.finalNotify and prm.statusCode // 100 == 2 and self.phone.end_after_transfer:
+            # RFC 5589 §6.1: once the transfer succeeded, the transferor ends its dialog
+            # with the transferee, as softphones do.
+            self.phone.harness.later(0.0, lambda: self.live and self.hangup(pj.CallOpParam(True)))
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         emit("transfer_request", account=self.phone.name, call=self.ref, uri=prm.dstUri)

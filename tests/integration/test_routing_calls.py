@@ -21,6 +21,7 @@ phones unregister at the end, so the tests do not see each other's agents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -162,16 +163,49 @@ def says(text: str) -> list[Any]:
     return [corpus_speech(text), Step(audio=read_wav_8k(YES_WAV), label="yes")]
 
 
-def speaking_caller(
-    server: HotlineProcess, text: str, number: str, stay_s: float = 40.0
-) -> asyncio.Task[dict[str, Any]]:
-    """``hotline call``'s UAC saying ``text``, staying on the line up to ``stay_s`` after answer."""
+@pytest.fixture
+async def speaking(routing_server: HotlineProcess) -> AsyncIterator[Any]:
+    """Start ``hotline call``'s UAC saying a text (``hotline call --say ... --stay S``).
+
+    ``place_call`` cannot be hung up from outside, and a cancelled one leaves its
+    call up on the server without a BYE. So each caller is awaited at teardown
+    (it ends by itself ``stay_s`` after the answer at the latest): a caller of a
+    failed test must not wait on in a queue and reach the next test's agents.
+    """
     from hotline.caller import place_call
 
-    return asyncio.get_running_loop().create_task(place_call(
-        hotline_uri(server), says(text), from_number=number,
-        api_url=f"http://{LOOPBACK}:{server.http_port}", timeout_s=60.0, stay_s=stay_s,
-    ))
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+
+    def start(text: str, number: str, stay_s: float = 40.0) -> asyncio.Task[dict[str, Any]]:
+        task = asyncio.get_running_loop().create_task(place_call(
+            hotline_uri(routing_server), says(text), from_number=number,
+            api_url=f"http://{LOOPBACK}:{routing_server.http_port}", timeout_s=60.0,
+            stay_s=stay_s,
+        ))
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(task), 100.0)
+    wait_until(lambda: routing_server.health()[1].get("active_calls") == 0, 10.0)
+
+
+def ivr_outcomes(server: HotlineProcess) -> str:
+    """The server's IVR outcome lines: what it heard and where it sent each call."""
+    return "\n".join(line for line in server.log_text().splitlines() if "IVR outcome" in line)
+
+
+async def expect_ring(
+    phones: AgentPhones, server: HotlineProcess, *, timeout_s: float, **match: object
+) -> dict[str, Any]:
+    """An ``incoming`` event; when none comes, say what the IVR decided (a misheard caller
+    goes to another queue, which is not the ACD's fault)."""
+    try:
+        return await phones.expect("incoming", timeout_s=timeout_s, **match)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- IVR outcomes ---\n{ivr_outcomes(server)}") from None
 
 
 async def finish(task: asyncio.Task[dict[str, Any]], timeout_s: float = 15.0) -> dict[str, Any]:
@@ -320,7 +354,7 @@ async def test_agent_phone_harness_registers_and_answers(tmp_path: Path, phones_
 
 
 async def test_each_call_rings_an_agent_with_the_matching_skill(
-    routing_server: HotlineProcess, phones_factory: Any, tmp_path: Path
+    routing_server: HotlineProcess, phones_factory: Any, speaking: Any, tmp_path: Path
 ):
     reason = baresip_missing()
     if reason:
@@ -338,10 +372,11 @@ async def test_each_call_rings_an_agent_with_the_matching_skill(
             ("+15551230003", "I have a question about my bill", "billing", "carol"),
         ]
         for number, text, queue, agent_name in calls:
-            talking = speaking_caller(server, text, number)
+            talking = speaking(text, number)
             if agent_name == "carol":
                 assert await carol.wait_for(lambda: carol.established() == 1, 45), (
-                    f"baresip carol never took the {queue} call\n{carol.describe()}"
+                    f"baresip carol never took the {queue} call\n{carol.describe()}\n"
+                    f"--- IVR outcomes ---\n{ivr_outcomes(server)}"
                 )
                 (invite,) = carol.invites()
                 assert f"sip:{number}@" in (invite.header("From") or ""), invite.raw
@@ -349,7 +384,7 @@ async def test_each_call_rings_an_agent_with_the_matching_skill(
                 assert invite.header("X-Hotline-Customer") == number, invite.raw
                 await carol.command("hangup")
             else:
-                ring = await phones.expect("incoming", timeout_s=45)
+                ring = await expect_ring(phones, server, timeout_s=45)
                 assert ring["account"] == agent_name, (
                     f"a {queue} call rang {ring['account']}, not {agent_name}"
                 )
@@ -436,14 +471,14 @@ async def test_caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg(
 
 
 async def test_call_overflows_to_another_queue_after_max_wait(
-    routing_server: HotlineProcess, phones_factory: Any
+    routing_server: HotlineProcess, phones_factory: Any, speaking: Any
 ):
     server = routing_server
     # Nobody serves billing now (carol is gone); pat serves general.
     agents = await phones_factory(server.sip_port, [agent("pat", "ignore")], "agents")
-    talking = speaking_caller(server, "I have a question about my bill", "+15551230007")
+    talking = speaking("I have a question about my bill", "+15551230007")
 
-    ring = await agents.expect("incoming", account="pat", timeout_s=45 + MAX_WAIT_S)
+    ring = await expect_ring(agents, server, account="pat", timeout_s=45 + MAX_WAIT_S)
     assert_context(ring, server, customer="+15551230007", queue="general", intent="billing")
     await agents.answer(ring["call"])
     await agents.expect("answered", call=ring["call"])
