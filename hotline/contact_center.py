@@ -671,7 +671,8 @@ class ContactCenter:
 
     def _conversation_url(self, routed: Routed) -> str | None:
         records = self.server.records
-        call_id = routed.caller.leg.call_id
+        # A consultation links to the conversation of the caller it is about.
+        call_id = routed.context.get("call_id") or routed.caller.leg.call_id
         conversation = records.conversation_id(call_id) if records is not None else None
         base = self.server.http_base_url()
         return f"{base}/api/conversations/{conversation}" if conversation and base else None
