@@ -231,9 +231,10 @@ class ContactCenter:
         routed = self._routed_for(caller)
         return routed is not None and routed.agent is not None
 
-    def registration_changed(self, aor: str) -> None:
-        """A REGISTER changed an agent's bindings: re-check who can be reached."""
-        self._sweep_presence(self._now())
+    def presence_changed(self, agent: str) -> None:
+        """A REGISTER or the agent's page changed how ``agent`` can be reached."""
+        if agent in self.agents:
+            self._update_presence(agent, self._now())
 
     def agent_answered(self, call: Call) -> None:
         """Our INVITE to an agent got a 2xx: open its media, then tell the ACD."""
@@ -265,12 +266,12 @@ class ContactCenter:
         routed = self._routed_for(call)
         if routed is None:
             return
-        self._forget(routed)
         if routed.agent_leg is not None:
             self.server.hangup(routed.agent_leg)
         elif routed.agent is not None and self.server.browser_phones is not None:
             self.server.browser_phones.hangup(routed.item)
-        self._apply(self.acd.left(routed.item, now), routed)
+        self._apply(self.acd.left(routed.item, now))  # withdraws the offers still ringing
+        self._forget(routed)
 
     def _forget(self, routed: Routed) -> None:
         self.routed.pop(routed.item, None)
@@ -408,14 +409,12 @@ class ContactCenter:
             if isinstance(action, Abandoned):
                 self.chats.pop(action.item, None)
 
-    def _apply(self, actions: list[Any], gone: Routed | None = None) -> None:
+    def _apply(self, actions: list[Any]) -> None:
         for action in actions:
             if str(getattr(action, "item", "")).startswith("chat:"):
                 self._chat_action(action)
                 continue
             routed = self.routed.get(action.item) if hasattr(action, "item") else None
-            if routed is None and gone is not None and getattr(action, "item", None) == gone.item:
-                routed = gone
             if isinstance(action, Offer):
                 self._offer(routed, action)
             elif isinstance(action, CancelOffer):
@@ -635,20 +634,24 @@ class ContactCenter:
             self._manual_offline.add(agent)
         else:
             self._manual_offline.discard(agent)
-            if wanted is AgentState.AVAILABLE and not self._reachable(agent, self._now()):
+            if wanted is AgentState.AVAILABLE and not self._reachable(agent):
                 raise ValueError(f"{agent} has no registered phone and no browser phone")
         self._apply(self.acd.set_state(agent, wanted, self._now(), reason=reason))
 
     def _sweep_presence(self, now: float) -> None:
+        """Registrations also expire without a REGISTER: check every agent now and then."""
         for agent in self.agents:
-            state = self.acd.agent(agent).state
-            reachable = self._reachable(agent, now)
-            if reachable and state is AgentState.OFFLINE and agent not in self._manual_offline:
-                self._apply(self.acd.set_state(agent, AgentState.AVAILABLE, now, "registered"))
-            elif not reachable and state in (AgentState.AVAILABLE, AgentState.PAUSED):
-                self._apply(self.acd.set_state(agent, AgentState.OFFLINE, now, "unregistered"))
+            self._update_presence(agent, now)
 
-    def _reachable(self, agent: str, now: float) -> bool:
+    def _update_presence(self, agent: str, now: float) -> None:
+        state = self.acd.agent(agent).state
+        reachable = self._reachable(agent)
+        if reachable and state is AgentState.OFFLINE and agent not in self._manual_offline:
+            self._apply(self.acd.set_state(agent, AgentState.AVAILABLE, now, "registered"))
+        elif not reachable and state in (AgentState.AVAILABLE, AgentState.PAUSED):
+            self._apply(self.acd.set_state(agent, AgentState.OFFLINE, now, "unregistered"))
+
+    def _reachable(self, agent: str) -> bool:
         server = self.server
         phones = server.browser_phones
         if phones is not None and phones.ready(agent):

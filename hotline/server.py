@@ -104,7 +104,6 @@ class Call:
     consult_to: str | None = None  # an agent's call to a colleague or queue: where it waits
     queue: str | None = None  # where the IVR sent it
     priority: int = 0
-    queued_at: float | None = None  # loop time it joined the queue
     offer_for: tuple[str, str] | None = None  # an agent leg: (the caller's Call-ID, agent)
     local_offer: SessionDescription | None = None  # our SDP offer on an outbound leg
 
@@ -356,7 +355,7 @@ class HotlineServer:
             return {"type": "phone.error", "error": PHONE_UNAVAILABLE}
         reply = await self.browser_phones.handle(agent, message, page)
         if self.center is not None and message.get("type") in ("phone.ready", "phone.off"):
-            self.center.registration_changed(agent)  # the page is a way to reach the agent
+            self.center.presence_changed(agent)  # the page is a way to reach the agent
         return reply
 
     def phone_closed(self, agent: str, page: str) -> None:
@@ -364,7 +363,7 @@ class HotlineServer:
         if self.browser_phones is not None:
             self.browser_phones.page_closed(agent, page)
         if self.center is not None:
-            self.center.registration_changed(agent)
+            self.center.presence_changed(agent)
 
     def _browser_phones(self, center: ContactCenter, hub: Hub) -> BrowserPhones:
         from hotline.webrtc import BrowserPhones  # aiortc loads only when pages can call
@@ -379,7 +378,8 @@ class HotlineServer:
     def metrics(self) -> dict[str, Any]:
         """Live figures for the bridge's ``/metrics`` (``Live.metrics``)."""
         in_ivr = len(self.ivr.calls) if self.ivr is not None else 0
-        waiting = sum(row["length"] for row in self.queues())
+        queues = self.queues()
+        waiting = sum(row["length"] for row in queues)
         expected = lost = 0
         jitters = []
         for stream_id in list(self._calls_by_stream):
@@ -398,7 +398,7 @@ class HotlineServer:
             },  # fmt: skip
             "queues": {
                 row["name"]: {"length": row["length"], "oldest_wait_s": row["oldest_wait_s"]}
-                for row in self.queues()
+                for row in queues
             },
             "asr_latency_ms": {
                 "p50": asr.finalize_p50_ms if asr else math.nan,
@@ -439,7 +439,7 @@ class HotlineServer:
                 call.answered.set_result(True)
         elif isinstance(event, RegistrationChanged):
             if self.center is not None:
-                self.center.registration_changed(event.aor)
+                self.center.presence_changed(SipUri.parse(event.aor).user or "")
         elif isinstance(event, TransferRequested):
             call = self.calls.get(event.leg.leg_id)
             if call is not None and self.center is not None:
@@ -590,7 +590,6 @@ class HotlineServer:
         if call is None or call.stream_id is None:
             return
         call.queue, call.priority = transfer.queue, transfer.priority
-        call.queued_at = asyncio.get_running_loop().time()
         if self.records is not None:
             records, call_id = self.records, call.leg.call_id
             records.queued(call_id, transfer.queue, transfer.intent, transfer.priority)
