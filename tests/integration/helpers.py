@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import csv
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -186,7 +187,9 @@ class HotlineProcess:
                 status, _ = http_get_json(self.health_url, timeout_s=0.5)
                 if status == 200:
                     return self
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):
+                # Before the server listens, a connect to its port (an ephemeral
+                # one) can be a TCP self-connect whose "response" is our own request.
                 pass
             time.sleep(0.1)
         self.kill()
