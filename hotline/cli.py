@@ -1,6 +1,7 @@
 """The ``hotline`` command line: ``hotline serve`` runs the server, ``hotline call`` calls it.
 
-``hotline user`` and ``hotline token`` (the operator's accounts) live in ``bridge.admin``.
+``hotline user`` and ``hotline token`` (the operator's accounts) live in ``bridge.admin``,
+``hotline search`` (what was said in recorded calls and chats) in ``hotline.search_cli``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from bridge.admin import add_subcommands as add_admin_subcommands
 from bridge.admin import run as run_admin
 from hotline.config import Config, ConfigError, load_config, parse_port_range, validate
 from hotline.logs import setup_logging
+from hotline.search_cli import COMMAND as SEARCH_COMMAND
+from hotline.search_cli import add_subcommand as add_search_subcommand
+from hotline.search_cli import run as run_search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=["debug", "info", "warning", "error"], default="warning"
     )
     add_admin_subcommands(commands)
+    add_search_subcommand(commands)
     return parser
 
 
@@ -164,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_call(args)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
+    if args.command == SEARCH_COMMAND:
+        return run_search(args)
     return 2
 
 
