@@ -241,6 +241,12 @@ _NBEST_DECAY = 0.7  # match_best: an alternative's vote weight per rank
 _NBEST_FLOOR = 0.3  # ... times the utterance confidence, at least this
 _NBEST_TRUST = 0.5  # match_best: a best text matched this surely needs no vote
 _NBEST_OVERRULE = 2.0  # ... and alternatives overrule its intent only with this many times its vote
+# An emergency that most of the first alternatives hear wins even over a sure best
+# text ("i can't hurt in my left arm is numb" against "my chest hurts and my ..."):
+# missing one costs far more than a nurse's minute on a false alarm.
+_NBEST_EMERGENCY_RANKS = 5
+_NBEST_EMERGENCY_QUORUM = 0.6
+_NBEST_EMERGENCY_SURE = 0.9  # ... unless the best text is matched at least this surely
 
 _TOP_KEYS = {"concepts", "intents", "rules", "templates", "extra_phrases", "negation"}
 _INTENT_KEYS = {"queue", "label", "priority", "kind", "cues"}
@@ -585,6 +591,8 @@ class IntentMatcher:
         ``_NBEST_TRUST`` or more, this is ``match(hypothesis.text, hypothesis.words)``.
         """
         first = self.match(hypothesis.text, hypothesis.words)
+        if (urgent := self._emergency_heard(hypothesis, first)) is not None:
+            return urgent
         if not hypothesis.alternatives or (
             first.intent is not None and first.confidence >= _NBEST_TRUST
         ):
@@ -613,6 +621,32 @@ class IntentMatcher:
         picked = chosen[winner]
         share = votes[winner] / sum(votes.values())
         return replace(picked, confidence=round(picked.confidence * share, 4))
+
+    def _emergency_heard(self, hypothesis: Hypothesis, first: IntentMatch) -> IntentMatch | None:
+        """An emergency most of the first alternatives match, when the best text is unsure.
+
+        "Emergency wins over everything" holds across the n-best too: when at least
+        ``_NBEST_EMERGENCY_QUORUM`` of the first ``_NBEST_EMERGENCY_RANKS``
+        alternatives match an emergency intent and the best text matches neither an
+        emergency nor anything with ``_NBEST_EMERGENCY_SURE``, the best-ranked of them is the match,
+        its confidence scaled by that share.
+        """
+        if first.intent is not None and (
+            self._intents[first.intent].kind == "emergency"
+            or first.confidence >= _NBEST_EMERGENCY_SURE
+        ):
+            return None
+        ranks = hypothesis.alternatives[:_NBEST_EMERGENCY_RANKS]
+        if len(ranks) < 2:
+            return None
+        urgent = [
+            match for match in map(self.match, ranks)
+            if match.intent is not None and self._intents[match.intent].kind == "emergency"
+        ]  # fmt: skip
+        share = len(urgent) / len(ranks)
+        if share < _NBEST_EMERGENCY_QUORUM:
+            return None
+        return replace(urgent[0], confidence=round(urgent[0].confidence * share, 4))
 
     def match(self, text: str, words: Sequence[Word] | None = None) -> IntentMatch:
         """The intent in ``text``; with ``words``, their ASR confidences weigh the evidence.

@@ -36,6 +36,30 @@ def test_a_sure_best_text_is_kept(matcher: IntentMatcher) -> None:
     assert matcher.match_best(hyp).intent == "operator"
 
 
+def test_an_emergency_most_alternatives_hear_wins_over_an_unsure_best_text(
+    matcher: IntentMatcher,
+) -> None:
+    hyp = _final(
+        "i can't hurt in my left arm is numb",
+        0.74,
+        (
+            "my cat hurt in my left arm is numb",
+            "i can't hurt and my left arm is numb",
+            "my can't hurt in my left arm is numb",
+            "my chest hurts and my left arm is numb",
+        ),
+    )
+    assert matcher.match(hyp.text, hyp.words).intent == "neurology"
+    best = matcher.match_best(hyp)
+    assert best.intent == "emergency"
+    assert best.confidence == pytest.approx(0.75)  # three alternatives of four
+
+
+def test_one_alternative_hearing_an_emergency_is_not_enough(matcher: IntentMatcher) -> None:
+    hyp = _final("my knee is swollen", 0.9, ("my knee is swollen", "i can't breathe", "my knees"))
+    assert matcher.match_best(hyp).intent == "orthopedics"
+
+
 def test_alternatives_vote_when_the_best_text_has_no_intent(matcher: IntentMatcher) -> None:
     hyp = _final("i have got hear", 0.4, ("i have a toothache", "i have toothache", "i have hair"))
     best = matcher.match_best(hyp)

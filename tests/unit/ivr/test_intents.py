@@ -245,6 +245,20 @@ def test_requests(matcher: IntentMatcher, text: str, intent: str) -> None:
     assert _route(matcher, text) == intent
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["can I reschedule my dentist", "please rebook my tooth filling", "cancel my eye test"],
+)
+def test_booking_with_a_department_is_an_appointment(matcher: IntentMatcher, text: str) -> None:
+    result = matcher.match(text)
+    assert result.intent == "appointments"
+    assert result.reason.startswith("booking '")
+
+
+def test_booking_does_not_hide_an_emergency(matcher: IntentMatcher) -> None:
+    assert _route(matcher, "I wanted to book a visit but now I can't breathe") == "emergency"
+
+
 def test_someone_to_look_at_is_not_a_request_for_a_person(matcher: IntentMatcher) -> None:
     assert _route(matcher, "I want someone to look at my rash") == "dermatology"
 
