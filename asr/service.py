@@ -164,6 +164,11 @@ class AsrService:
         return [w.pid for w in self._workers if w.pid is not None]
 
     @property
+    def session_count(self) -> int:
+        """Sessions open now, whatever opened them (IVR calls, live transcripts)."""
+        return len(self._sessions)
+
+    @property
     def stats(self) -> AsrStats:
         """Finals, errors, restarts and finalize latency so far."""
         latencies = sorted(self._latencies_s)

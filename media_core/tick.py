@@ -533,6 +533,20 @@ class MediaTick:
             raise ValueError(f"stream {stream_id} was added without vad=True")
         vad.tune(start_ms=start_ms, hangover_ms=hangover_ms)
 
+    def enable_vad(self, stream_id: int, on: bool = True) -> None:
+        """Start (or stop) reporting a leg's speech after it was added (``vad=`` of ``add_stream``).
+
+        Turning it on again keeps a leg's detector; a new one starts silent.
+
+        Raises:
+            KeyError: no such stream.
+        """
+        stream = self.stream(stream_id)
+        if not on:
+            stream.vad = None
+        elif stream.vad is None:
+            stream.vad = VoiceActivityDetector(self.rate_hz, self.ptime_ms)
+
     def stream_audio(self, stream_id: int, on: bool = True) -> None:
         """Start (or stop) handing the leg's received audio out through ``take_audio``.
 
