@@ -21,6 +21,12 @@ Frames pushed (all JSON objects with ``type``):
   audited ``GET``).
 - ``agent.state``: ``{agent, state}``.
 - ``call.event`` and ``screen_pop``: from the server (see ``bridge.hub``).
+- ``transcript``: ``{call_id, speaker, text, final, offset_ms}``, a line of the
+  agent's call as it is spoken (``speaker`` ``customer`` or ``agent``; the
+  partials and the final of a line share ``offset_ms``, ms since the agent was
+  connected), and ``transcript.status``: ``{call_id, state}`` with ``live``,
+  ``unavailable`` (the recognizer is saturated) or ``ended``; from the server's
+  live transcript (``hotline.live_transcript``), on the agent's own topic only.
 - ``call.offer``, ``call.answered``, ``call.cancel``, ``call.hangup``: the
   browser phone's calls (see ``hotline.webrtc``).
 - ``session.ended``: the session was logged out; the socket closes (4401).

@@ -1,7 +1,8 @@
 // The agent page: log in, set a state, take waiting chats, reply, and read any
 // conversation of the customer across channels (voice calls show the IVR transcript
 // and the call's timeline); a call ringing the agent's phone pops up who calls, why, what
-// they told the IVR and their history (screen_pop). Actions are REST calls
+// they told the IVR and their history (screen_pop), and once connected the live
+// transcript shows what the caller and the agent say (transcript). Actions are REST calls
 // (CSRF-protected); /ws/agent only pushes what happens (see bridge/ws_agent.py), and
 // carries the signalling of the phone in this browser (phone.js).
 import {
@@ -56,6 +57,10 @@ const ui = {
   popNoHistory: byId("screen-pop-no-history"),
   popOpen: byId("screen-pop-open"),
   popDismiss: byId("screen-pop-dismiss"),
+  live: byId("live-transcript"),
+  liveState: byId("live-transcript-state"),
+  liveLines: byId("live-transcript-lines"),
+  liveEmpty: byId("live-transcript-empty"),
 };
 
 let me = null;
@@ -65,6 +70,7 @@ let current = null; // the open conversation (schema Conversation)
 const waiting = new Map();
 const mine = new Map();
 let pop = null; // the screen pop shown: {call_id, conversation_id, connected}
+let live = null; // the live transcript shown: {call_id, lines: Map("speaker:offset_ms" -> li)}
 const phone = createPhone((frame) => {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 });
@@ -421,6 +427,74 @@ ui.popOpen.addEventListener("click", () => {
 });
 ui.popDismiss.addEventListener("click", hidePop);
 
+// --------------------------------------------------------- live transcript
+
+// transcript (agent:NAME): a line of the call as the recognizer hears it, partials first;
+// the final replaces them in place (same speaker and offset_ms), and an empty final
+// withdraws them. transcript.status: the call's transcript is live, unavailable or ended.
+// The lines stay after the call until the next call's transcript starts.
+const LIVE_STATES = {
+  live: "Listening",
+  unavailable: "Not available for this call: the recognizer is busy",
+  ended: "Call ended",
+};
+const LIVE_SPEAKERS = { customer: "Caller", agent: "You" };
+
+function liveFor(callId) {
+  if (live && live.call_id === callId) return live;
+  live = { call_id: callId, lines: new Map() };
+  ui.liveLines.replaceChildren();
+  ui.liveEmpty.hidden = false;
+  ui.live.hidden = false;
+  return live;
+}
+
+function liveStatus(frame) {
+  if (frame.state === "ended" && (!live || live.call_id !== frame.call_id)) return;
+  liveFor(frame.call_id);
+  ui.live.dataset.state = frame.state;
+  ui.liveState.textContent = LIVE_STATES[frame.state] || String(frame.state);
+}
+
+function offsetText(offsetMs) {
+  const seconds = Math.max(0, Math.floor(Number(offsetMs) / 1000) || 0);
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+function liveLine(frame) {
+  const shown = liveFor(frame.call_id);
+  const speaker = frame.speaker === "agent" ? "agent" : "customer";
+  const offsetMs = Number(frame.offset_ms) || 0;
+  const key = `${speaker}:${offsetMs}`;
+  const box = ui.liveLines.parentElement;
+  const following = box.scrollHeight - box.scrollTop - box.clientHeight < 24; // at the end
+  let item = shown.lines.get(key);
+  if (!frame.text) {
+    if (item) item.remove();
+    shown.lines.delete(key);
+  } else {
+    if (!item) {
+      item = element("li", undefined, speaker);
+      item.dataset.speaker = speaker;
+      item.dataset.offsetMs = String(offsetMs);
+      item.append(
+        element("span", offsetText(offsetMs), "muted time"),
+        element("span", LIVE_SPEAKERS[speaker], "speaker"),
+        element("span", "", "text"),
+      );
+      // In the order the lines were spoken: before the first that started later.
+      const later = [...ui.liveLines.children].find((li) => Number(li.dataset.offsetMs) > offsetMs);
+      ui.liveLines.insertBefore(item, later || null);
+      shown.lines.set(key, item);
+    }
+    item.querySelector(".text").textContent = String(frame.text);
+    item.classList.toggle("partial", !frame.final);
+    item.dataset.final = frame.final ? "true" : "false";
+  }
+  ui.liveEmpty.hidden = ui.liveLines.childElementCount > 0;
+  if (following) box.scrollTop = box.scrollHeight; // unless the agent scrolled back to read
+}
+
 // ----------------------------------------------------------------- pushes
 
 function onPush(frame) {
@@ -442,6 +516,12 @@ function onPush(frame) {
       break;
     case "screen_pop":
       showPop(frame);
+      break;
+    case "transcript":
+      liveLine(frame);
+      break;
+    case "transcript.status":
+      liveStatus(frame);
       break;
     case "call.event":
       popCallEvent(frame);
