@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["BridgeSettings"]
 
@@ -18,6 +19,9 @@ class BridgeSettings:
         max_body_bytes: Largest request body; bigger ones get 413.
         session_lifetime_s: How long a login lasts (absolute, not idle).
         default_country_code: For phone numbers given without one (chat widget).
+        recordings_dir: The recordings root: every ``Recording.path`` is relative to it
+            (a ``str`` is made a ``Path``). None: the bridge serves no audio (the
+            recordings API answers 404 and says so).
     """
 
     secret_key: bytes
@@ -25,8 +29,11 @@ class BridgeSettings:
     max_body_bytes: int = 64 * 1024
     session_lifetime_s: float = 12 * 3600.0
     default_country_code: str = "1"
+    recordings_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.recordings_dir, str):
+            object.__setattr__(self, "recordings_dir", Path(self.recordings_dir))
         # A short key would make every signature guessable; fail at start-up, not later.
         if len(self.secret_key) < 32:
             raise ValueError("secret_key must be at least 32 bytes")
