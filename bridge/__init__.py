@@ -4,7 +4,9 @@
 OpenAPI document in ``openapi`` (each operation names its handler, its access
 rule and its schemas, so routing, authorization and input validation all
 follow that one document), ``/metrics``, the customer's chat widget
-(``/chat`` + ``/ws/chat``) and the agent page (``/agent`` + ``/ws/agent``).
+(``/chat`` + ``/ws/chat``), the agent page (``/agent`` + ``/ws/agent``) and
+the QA page (``/qa``: search transcripts and chats, play a recording from the
+matched word, over ``api_search`` and ``api_recordings``).
 The server feeds live figures through the ``live.Live`` protocol and pushes
 call events and screen pops to agents through ``hub.Hub``.
 

@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--secret-file", default="var/secret", metavar="FILE")
     parser.add_argument("--cookie-secure", action="store_true", help="HTTPS in front")
     parser.add_argument("--country-code", default="1", help="for phone numbers without one")
+    parser.add_argument(
+        "--recordings-dir", metavar="DIR", help="the recordings root (default: serve no audio)"
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning"])
     return parser.parse_args(argv)
 
@@ -44,6 +47,7 @@ async def serve(args: argparse.Namespace) -> None:
         secret_key=load_or_create_secret(args.secret_file),
         cookie_secure=args.cookie_secure,
         default_country_code=args.country_code,
+        recordings_dir=args.recordings_dir,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from bridge.chat import ENDED_STATUSES, ChatConflict, normalized_identity
 from bridge.errors import ApiError
 from bridge.keys import CHANNELS
 from bridge.operations import ApiRequest, OperationHandler
+from bridge.pii import unredacted_read
 from bridge.serialize import (
     conversation_json,
     customer_json,
@@ -59,20 +60,27 @@ async def list_conversations(call: ApiRequest) -> web.Response:
 
 
 async def get_conversation(call: ApiRequest) -> web.Response:
-    """``GET /api/conversations/{id}``: with customer, messages and events; audited."""
+    """``GET /api/conversations/{id}``: with customer, messages and events; audited.
+
+    Messages are redacted (``bridge.pii``) unless an admin asks for them unredacted.
+    """
     conversation_id = call.params["conversation_id"]
     conversation = await call.store.get_conversation(conversation_id)
     if conversation is None:
         raise ApiError(404, f"no conversation {conversation_id}", field="conversation_id")
+    unredacted = unredacted_read(call)
     customer = await call.store.get_customer(conversation.customer_id)
-    messages = await call.store.messages(conversation_id)
+    if unredacted:
+        messages = await call.store.messages(conversation_id, unredacted=True)
+    else:
+        messages = await call.store.messages(conversation_id)  # redacted: the store's default
     events = await call.store.events(conversation_id)
+    detail = {"customer_id": conversation.customer_id, "channel": conversation.channel}
+    if unredacted:
+        detail["unredacted"] = True
     # Written (committed) before the data leaves, so no read goes unrecorded.
     await call.store.audit(
-        call.actor,
-        "conversation.read",
-        f"conversation:{conversation_id}",
-        {"customer_id": conversation.customer_id, "channel": conversation.channel},
+        call.actor, "conversation.read", f"conversation:{conversation_id}", detail
     )
     return web.json_response(
         {

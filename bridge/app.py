@@ -7,16 +7,25 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge import api_agents, api_conversations, api_customers, api_session, api_system
+from bridge import (
+    api_agents,
+    api_conversations,
+    api_customers,
+    api_recordings,
+    api_search,
+    api_session,
+    api_system,
+)
 from bridge.auth import LoginGuard
 from bridge.chat import TextChannels
 from bridge.errors import error_middleware
 from bridge.hub import Hub
-from bridge.keys import CHANNELS, HUB, LIVE, LOGIN_GUARD, SETTINGS, STORE
+from bridge.keys import CHANNELS, HUB, LIVE, LOGIN_GUARD, PLAYBACK_AUDIT, SETTINGS, STORE
 from bridge.live import Live
 from bridge.openapi import SPEC, operations
 from bridge.operations import OperationHandler, bind
 from bridge.pages import add_page_routes, security_headers
+from bridge.playback_audit import PlaybackAudit
 from bridge.settings import BridgeSettings
 from bridge.sockets import OPEN_SOCKETS, close_all
 from bridge.ws_agent import agent_socket
@@ -30,6 +39,8 @@ HANDLERS: dict[str, OperationHandler] = {
     **api_conversations.HANDLERS,
     **api_customers.HANDLERS,
     **api_agents.HANDLERS,
+    **api_recordings.HANDLERS,
+    **api_search.HANDLERS,
 }
 
 
@@ -41,7 +52,7 @@ def create_app(
     Args:
         store: The conversation store (started; the caller closes it).
         live: The server's live state (``StaticLive`` when there is no server).
-        settings: Secret key, cookie and size settings.
+        settings: Secret key, cookie and size settings, and the recordings root.
         hub: Where the server publishes call events and screen pops for the
             agent pages; a new one if not given (then ``app[bridge.keys.HUB]``).
 
@@ -60,6 +71,7 @@ def create_app(
     app[HUB] = hub
     app[LOGIN_GUARD] = LoginGuard()
     app[CHANNELS] = TextChannels(store, hub, live)
+    app[PLAYBACK_AUDIT] = PlaybackAudit()
     app[OPEN_SOCKETS] = weakref.WeakSet()
     bound = set()
     for method, path, operation in operations():

@@ -9,9 +9,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from bridge.hub import Hub
     from bridge.live import Live
+    from bridge.playback_audit import PlaybackAudit
     from bridge.settings import BridgeSettings
 
-__all__ = ["CHANNELS", "HUB", "LIVE", "LOGIN_GUARD", "SETTINGS", "STORE"]
+__all__ = ["CHANNELS", "HUB", "LIVE", "LOGIN_GUARD", "PLAYBACK_AUDIT", "SETTINGS", "STORE"]
 
 # The store is typed Any: ``conversations`` exposes one interface over two backends.
 STORE: web.AppKey[Any] = web.AppKey("store", Any)
@@ -20,3 +21,4 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 SETTINGS: web.AppKey[BridgeSettings] = web.AppKey("settings")
 LOGIN_GUARD: web.AppKey[Any] = web.AppKey("login_guard", Any)
 CHANNELS: web.AppKey[Any] = web.AppKey("text_channels", Any)
+PLAYBACK_AUDIT: web.AppKey[PlaybackAudit] = web.AppKey("playback_audit")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SPEC", "operations"]
+__all__ = ["SEARCH_MAX_OFFSET", "SPEC", "operations"]
 
 MAX_ID = 2**53 - 1  # ids stay exact in JavaScript clients
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -33,6 +33,7 @@ SPEAKERS = ["customer", "agent", "ivr", "system"]
 # What an agent may choose; routing also shows "ringing", "busy" and "wrap-up".
 AGENT_STATES = ["available", "paused", "offline"]
 STAFF = ["agent", "qa", "admin"]
+SEARCH_MAX_OFFSET = 10_000  # deeper pages cost the index more than anyone reads
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -55,11 +56,13 @@ def _path_id(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description, "schema": ID}
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _query(
+    name: str, schema: dict[str, Any], description: str, *, required: bool = False
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
-        "required": False,
+        "required": required,
         "description": description,
         "schema": schema,
     }
@@ -181,6 +184,166 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["message", "conversation"],
         "properties": {"message": _ref("Message"), "conversation": _ref("Conversation")},
     },
+    "Transcription": {
+        "type": "object",
+        "description": "the recording's post-call transcription job",
+        "required": ["status", "attempts", "max_attempts", "error", "created_at", "updated_at"],
+        "properties": {
+            "status": {"type": "string", "enum": ["pending", "running", "done", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "error": {"type": ["string", "null"], "description": "the last failure"},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    },
+    "Recording": {
+        "type": "object",
+        "required": [
+            "id",
+            "conversation_id",
+            "call_id",
+            "format",
+            "duration_s",
+            "size_bytes",
+            "started_at",
+            "ended_at",
+            "deleted_at",
+            "audio_url",
+            "transcription",
+        ],  # fmt: skip
+        "properties": {
+            "id": ID,
+            "conversation_id": ID,
+            "call_id": {"type": "string"},
+            "format": {"type": "string", "description": "wav or ogg"},
+            "duration_s": {"type": "number", "minimum": 0},
+            "size_bytes": {"type": "integer", "minimum": 0},
+            "started_at": TIME,
+            "ended_at": TIME,
+            "node": {"type": ["string", "null"], "description": "the server that recorded it"},
+            "deleted_at": {
+                **_nullable(TIME),
+                "description": "when the retention policy deleted the audio (transcript kept)",
+            },
+            "audio_url": {
+                "type": ["string", "null"],
+                "description": "GET it for the audio (Range requests); null once deleted",
+            },
+            "transcription": {"oneOf": [_ref("Transcription"), {"type": "null"}]},
+        },
+    },
+    "TimedWord": {
+        "type": "object",
+        "required": ["text", "start_ms", "end_ms", "confidence"],
+        "properties": {
+            "text": {
+                "type": "string",
+                "description": "a masked number reads [card], [phone], [id]",
+            },
+            "start_ms": {"type": "integer", "minimum": 0, "description": "into the recording"},
+            "end_ms": {"type": "integer", "minimum": 0},
+            "confidence": {"type": ["number", "null"]},
+        },
+    },
+    "TranscriptSegment": {
+        "type": "object",
+        "required": [
+            "id",
+            "recording_id",
+            "channel",
+            "speaker",
+            "start_ms",
+            "end_ms",
+            "text",
+            "confidence",
+            "words",
+        ],  # fmt: skip
+        "properties": {
+            "id": ID,
+            "recording_id": ID,
+            "channel": {"type": "string", "enum": ["caller", "agent"]},
+            "speaker": {"type": "string", "enum": SPEAKERS},
+            "start_ms": {"type": "integer", "minimum": 0},
+            "end_ms": {"type": "integer", "minimum": 0},
+            "text": {"type": "string"},
+            "confidence": {"type": ["number", "null"]},
+            "words": {"type": "array", "items": _ref("TimedWord")},
+        },
+    },
+    "Transcript": {
+        "type": "object",
+        "required": ["conversation_id", "redacted", "recordings", "segments"],
+        "properties": {
+            "conversation_id": ID,
+            "redacted": {"type": "boolean", "description": "false only for admin's unredacted"},
+            "recordings": {"type": "array", "items": _ref("Recording")},
+            "segments": {
+                "type": "array",
+                "items": _ref("TranscriptSegment"),
+                "description": "both channels in time order",
+            },
+        },
+    },
+    "SnippetFragment": {
+        "type": "object",
+        "required": ["text", "match"],
+        "properties": {
+            "text": {"type": "string", "description": "redacted text; show as text, never HTML"},
+            "match": {"type": "boolean", "description": "a matched word: highlight it"},
+        },
+    },
+    "SearchHit": {
+        "type": "object",
+        "required": [
+            "conversation_id",
+            "recording_id",
+            "kind",
+            "item_id",
+            "channel",
+            "speaker",
+            "offset_ms",
+            "at",
+            "snippet",
+            "rank",
+            "started_at",
+            "duration_s",
+            "link",
+        ],  # fmt: skip
+        "properties": {
+            "conversation_id": ID,
+            "recording_id": _nullable(ID),
+            "kind": {"type": "string", "enum": ["transcript", "message"]},
+            "item_id": {**ID, "description": "the transcript segment or message matched"},
+            "channel": {"type": "string", "description": "caller/agent, or voice/webchat"},
+            "speaker": {"type": "string"},
+            "offset_ms": {
+                "type": ["integer", "null"],
+                "description": "where the first matched word starts in the recording",
+            },
+            "at": TIME,
+            "snippet": {"type": "array", "items": _ref("SnippetFragment")},
+            "rank": {"type": "number", "description": "relevance, higher is better"},
+            "started_at": TIME,
+            "duration_s": {"type": ["number", "null"]},
+            "queue": {"type": ["string", "null"]},
+            "agent": {"type": ["string", "null"]},
+            "intent": {"type": ["string", "null"]},
+            "link": {"type": "string", "description": "the QA page, opened at the match"},
+        },
+    },
+    "SearchPage": {
+        "type": "object",
+        "required": ["hits", "total", "next_offset"],
+        "properties": {
+            "hits": {"type": "array", "items": _ref("SearchHit"), "description": "best first"},
+            "total": {"type": ["integer", "null"], "description": "all matches, if counted"},
+            "next_offset": {
+                "type": ["integer", "null"],
+                "description": "pass as offset for the next page; null at the end",
+            },
+        },
+    },
     "Agent": {
         "type": "object",
         "required": ["name", "roles", "state"],
@@ -289,13 +452,23 @@ _RESPONSES = {
         403: "authenticated, but not allowed (role, scope or CSRF token)",
         404: "no such thing",
         409: "conflicts with what is stored",
+        410: "gone: the retention policy deleted it",
         413: "body too large",
         415: "body is not application/json",
+        416: "no requested byte range overlaps the file (Content-Range: bytes */SIZE)",
         429: "too many attempts; see Retry-After",
     }.items()
 }
 
 _CONVERSATION_ID = _path_id("conversation_id", "the conversation")
+_RECORDING_ID = _path_id("recording_id", "the recording")
+_QA = ["qa", "admin"]
+_UNREDACTED = _query(
+    "unredacted",
+    {"type": "boolean"},
+    "admin only (others get 403): the text as said or typed, numbers unmasked; audited",
+)
+_AUDIO: dict[str, Any] = {"audio/wav": {}, "audio/ogg": {}}
 _CUSTOMER_ID = _path_id("customer_id", "the customer")
 _BODY_ERRORS = (400, 401, 403, 404, 413, 415)
 
@@ -447,7 +620,9 @@ _PATHS: dict[str, Any] = {
             "tags": ["conversations"],
             "security": _AUTHENTICATED,
             "x-access": {"roles": STAFF, "scope": "conversations:read"},
-            "parameters": [_CONVERSATION_ID],
+            "description": "Messages are redacted (card, phone and ID numbers masked) "
+            "unless an admin asks for unredacted=true.",
+            "parameters": [_CONVERSATION_ID, _UNREDACTED],
             "responses": {
                 "200": _json(_ref("ConversationDetail"), "the conversation"),
                 **_errors(400, 401, 403, 404),
@@ -589,6 +764,91 @@ _PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json({"type": "array", "items": _ref("Queue")}, "the queues"),
                 **_errors(401, 403),
+            },
+        }
+    },
+    "/api/conversations/{conversation_id}/transcript": {
+        "get": {
+            "operationId": "getTranscript",
+            "summary": "A call's post-call transcript: both channels, timed words (audited)",
+            "description": "Redacted unless an admin asks for unredacted=true. Empty "
+            "segments for a chat, or while the transcription is not done.",
+            "tags": ["qa"],
+            "security": _SESSION,
+            "x-access": {"roles": _QA},
+            "parameters": [_CONVERSATION_ID, _UNREDACTED],
+            "responses": {
+                "200": _json(_ref("Transcript"), "the transcript"),
+                **_errors(400, 401, 403, 404),
+            },
+        }
+    },
+    "/api/recordings/{recording_id}": {
+        "get": {
+            "operationId": "getRecording",
+            "summary": "A recording's metadata and its transcription job",
+            "tags": ["qa"],
+            "security": _SESSION,
+            "x-access": {"roles": _QA},
+            "parameters": [_RECORDING_ID],
+            "responses": {
+                "200": _json(_ref("Recording"), "the recording (also once deleted)"),
+                **_errors(400, 401, 403, 404),
+            },
+        }
+    },
+    "/api/recordings/{recording_id}/audio": {
+        "get": {
+            "operationId": "getRecordingAudio",
+            "summary": "The recording's audio, with HTTP Range requests (audited)",
+            "description": "One byte range per request (RFC 9110 §14): 206 with "
+            "Content-Range; several ranges, another unit or an If-Range that no longer "
+            "matches get the whole file (200). Every playback is audited (recording.play), "
+            "once per listener and recording in 5 minutes.",
+            "tags": ["qa"],
+            "security": _SESSION,
+            "x-access": {"roles": _QA},
+            "parameters": [_RECORDING_ID],
+            "responses": {
+                "200": {"description": "the whole file", "content": _AUDIO},
+                "206": {"description": "the requested range", "content": _AUDIO},
+                **_errors(400, 401, 403, 404, 410, 416),
+            },
+        }
+    },
+    "/api/search": {
+        "get": {
+            "operationId": "searchConversations",
+            "summary": "Full-text search of transcripts and chat messages, best first",
+            "description": 'Query syntax: words (all must match), "a phrase", OR, '
+            "NOT word or -word, prefix*, ( ). A malformed query is a 400 that says why. "
+            "Snippets are always redacted.",
+            "tags": ["qa"],
+            "security": _SESSION,
+            "x-access": {"roles": _QA},
+            "parameters": [
+                _query(
+                    "q",
+                    {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"},
+                    "the query",
+                    required=True,
+                ),
+                _query("since", TIME, "conversations started at or after"),
+                _query("until", TIME, "conversations started before"),
+                _query("queue", SHORT_TEXT, "queue name"),
+                _query("agent", SHORT_TEXT, "agent name"),
+                _query("intent", SHORT_TEXT, "intent the IVR matched"),
+                _query("channel", {"type": "string", "enum": CHANNELS}, "voice or webchat"),
+                _query("min_duration_s", {"type": "number", "minimum": 0}, "calls this long"),
+                _query("max_duration_s", {"type": "number", "minimum": 0}, "or at most this"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "(20)"),
+                _query(
+                    "offset", {"type": "integer", "minimum": 0, "maximum": SEARCH_MAX_OFFSET}, "(0)"
+                ),
+            ],
+            "responses": {
+                "200": _json(_ref("SearchPage"), "one page of hits"),
+                **_errors(400, 401, 403),
             },
         }
     },

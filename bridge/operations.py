@@ -10,7 +10,7 @@ only change their own state").
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,7 @@ def bind(
     parameters = [resolve_refs(p, document) for p in operation.get("parameters", ())]
     path_params = {p["name"]: p["schema"] for p in parameters if p["in"] == "path"}
     query_params = {p["name"]: p["schema"] for p in parameters if p["in"] == "query"}
+    required = [p["name"] for p in parameters if p["in"] == "query" and p.get("required")]
     body_schema = None
     if "requestBody" in operation:
         body_schema = resolve_refs(
@@ -149,7 +150,7 @@ def bind(
         principal = None if access.public else await principal_for(request)
         principal = access.check(principal, is_loopback(request))
         try:
-            params = _read_params(request, path_params, query_params)
+            params = _read_params(request, path_params, query_params, required)
             body = await _read_body(request, body_schema) if body_schema is not None else None
         except ValidationError as exc:
             raise ApiError(400, exc.message, field=exc.field) from None
@@ -163,6 +164,7 @@ def _read_params(
     request: web.Request,
     path_params: Mapping[str, Any],
     query_params: Mapping[str, Any],
+    required: Sequence[str] = (),
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, schema in path_params.items():
@@ -176,6 +178,9 @@ def _read_params(
             raise ValidationError(name, "is given more than once")
         if values:
             params[name] = parse_query_value(values[0], schema, name)
+    for name in required:
+        if name not in params:
+            raise ValidationError(name, "is required")
     return params
 
 

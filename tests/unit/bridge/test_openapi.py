@@ -15,7 +15,7 @@ from bridge.scopes import ROLES, SCOPES
 from bridge.settings import BridgeSettings
 
 # Routes that are not REST: pages, static files and WebSockets.
-NOT_REST = {"/", "/chat", "/agent", "/ws/agent", "/ws/chat"}
+NOT_REST = {"/", "/chat", "/agent", "/qa", "/ws/agent", "/ws/chat"}
 
 
 def app_routes() -> set[tuple[str, str]]:

@@ -19,7 +19,13 @@ GUARDED = [(m, p, op) for m, p, op in operations() if not op["x-access"].get("pu
 
 
 def concrete(path: str) -> str:
-    values = {"conversation_id": "1", "customer_id": "1", "name": "ann", "call_id": "c1"}
+    values = {
+        "conversation_id": "1",
+        "customer_id": "1",
+        "name": "ann",
+        "call_id": "c1",
+        "recording_id": "1",
+    }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
