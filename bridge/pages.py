@@ -1,4 +1,4 @@
-"""The pages: ``/chat`` (the customer's widget) and ``/agent``, plain files, no build step.
+"""The pages: ``/chat`` (the customer's widget), ``/agent`` and ``/qa``: plain files, no build step.
 
 ``/chat`` also gives a new visitor the signed ``hotline_visitor`` cookie that
 ``/ws/chat`` knows them by. Every response carries a strict Content Security
@@ -70,6 +70,11 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     return _page("agent.html")
 
 
+async def qa_page(request: web.Request) -> web.StreamResponse:
+    """``GET /qa``: search calls and chats, play a recording at the match (logs in over the API)."""
+    return _page("qa.html")
+
+
 async def root(request: web.Request) -> web.StreamResponse:
     """``GET /``: staff land on the agent page."""
     raise web.HTTPFound("/agent")
@@ -80,4 +85,5 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", root, allow_head=False)
     app.router.add_get("/chat", chat_page, allow_head=False)
     app.router.add_get("/agent", agent_page, allow_head=False)
+    app.router.add_get("/qa", qa_page, allow_head=False)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
