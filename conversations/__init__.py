@@ -83,6 +83,7 @@ from conversations.model import (
     Message,
     User,
 )
+from conversations.redaction import RedactionPolicy
 from conversations.store import DEFAULT_URL, Store, open_store
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "InvalidValue",
     "Message",
     "NotFound",
+    "RedactionPolicy",
     "Store",
     "StoreClosed",
     "StoreError",
