@@ -30,8 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 class BridgeProcess:
     """One ``python -m bridge`` process and its store."""
 
-    def __init__(self, workdir: Path, *, country_code: str = "1") -> None:
+    def __init__(
+        self, workdir: Path, *, country_code: str = "1", recordings_dir: Path | None = None
+    ) -> None:
         self.workdir = workdir
+        self.recordings_dir = recordings_dir
         workdir.mkdir(parents=True, exist_ok=True)
         self.store_url = f"sqlite:///{workdir}/hotline.db"
         self.country_code = country_code
@@ -82,6 +85,7 @@ class BridgeProcess:
                 self.country_code,
                 "--log-level",
                 "warning",
+                *(["--recordings-dir", str(self.recordings_dir)] if self.recordings_dir else []),
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -40,7 +40,7 @@ let nextOffset = null;
 let recordings = new Map(); // id -> Recording of the open conversation
 let playing = null; // the Recording loaded in the player
 let pendingSeekMs = null; // applied once the player knows the duration
-let timedWords = []; // [{start_ms, end_ms, node}] of the open transcript, in time order
+let timedWords = []; // [{recording_id, start_ms, end_ms, node}] of the transcript, in time order
 let spokenWord = null;
 
 // ------------------------------------------------------------------ session
@@ -251,6 +251,15 @@ async function openConversation(id, recordingId, offsetMs, hit) {
   if (recording.audio_url) load(recording, offsetMs);
   else unloadPlayer();
   showTranscript(transcript.segments);
+  if (offsetMs !== null) markMatch(recording.id, offsetMs);
+}
+
+/** Outline the word the search matched (the one starting at its offset) and show it. */
+function markMatch(recordingId, offsetMs) {
+  const word = timedWords.find((w) => w.recording_id === recordingId && w.start_ms === offsetMs);
+  if (!word) return;
+  word.node.classList.add("match");
+  word.node.scrollIntoView({ block: "nearest" });
 }
 
 function recordingStatus(recording) {
@@ -269,7 +278,7 @@ function showMessages(messages, matchedId) {
   ui.transcript.hidden = true;
   ui.chatBox.hidden = false;
   for (const message of messages) {
-    const item = messageItem(message, SPEAKER_NAMES);
+    const item = messageItem(message);
     if (message.id === matchedId) item.classList.add("match");
     ui.chatMessages.append(item);
   }
@@ -297,7 +306,12 @@ function showTranscript(segments) {
       button.title = clock(word.start_ms);
       button.addEventListener("click", () => seek(segment.recording_id, word.start_ms));
       words.append(button, " ");
-      timedWords.push({ start_ms: word.start_ms, end_ms: word.end_ms, node: button });
+      timedWords.push({
+        recording_id: segment.recording_id,
+        start_ms: word.start_ms,
+        end_ms: word.end_ms,
+        node: button,
+      });
     }
     item.append(words);
     ui.transcript.append(item);
@@ -353,6 +367,7 @@ ui.player.addEventListener("timeupdate", () => {
   const ms = ui.player.currentTime * 1000;
   let now = null;
   for (const word of timedWords) {
+    if (!playing || word.recording_id !== playing.id) continue;
     if (word.start_ms > ms) break;
     if (ms < word.end_ms) now = word.node;
   }
