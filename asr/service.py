@@ -103,6 +103,9 @@ class AsrService:
         self._restarts = 0
         self._latencies_s: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._closed = False
+        self._prepared: tuple[RecognitionContext, ...] = ()  # new workers compile these too
+        self._preparing: dict[int, tuple[asyncio.Future[None], set[Worker]]] = {}
+        self._prepare_seq = itertools.count(1)
 
     async def start(self) -> None:
         """Load the engines: spawn worker processes, or load vosk and start threads.
@@ -131,6 +134,37 @@ class AsrService:
                 self._workers.append(ThreadWorker(engine, post, self._on_message))
         log.info("asr: %s ready with %d workers", self.backend, len(self._workers))
 
+    async def prepare(
+        self, contexts: tuple[RecognitionContext, ...], timeout_s: float = _START_TIMEOUT_S
+    ) -> None:
+        """Have every worker compile ``contexts`` now, before callers need them.
+
+        Workers started later (a replacement for one that died) compile them too.
+
+        Raises:
+            TimeoutError: the workers did not finish within ``timeout_s``.
+        """
+        assert self._loop is not None, "start() first"
+        self._prepared = tuple(dict.fromkeys(self._prepared + tuple(contexts)))
+        seq = next(self._prepare_seq)
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._preparing[seq] = (done, set(self._workers))
+        for worker in self._workers:
+            worker.send(("prepare", seq, tuple(contexts)))
+        try:
+            await asyncio.wait_for(done, timeout_s)
+        finally:
+            self._preparing.pop(seq, None)
+
+    def _prepared_by(self, worker: Worker, seq: int) -> None:
+        entry = self._preparing.get(seq)
+        if entry is None:
+            return
+        done, waiting = entry
+        waiting.discard(worker)
+        if not waiting and not done.done():
+            done.set_result(None)
+
     def _spawn(self) -> Worker:
         assert self._loop is not None
         worker = ProcessWorker(
@@ -141,6 +175,8 @@ class AsrService:
             self._on_exit,
         )
         self._ready[worker] = self._loop.create_future()
+        if self._prepared:
+            worker.send(("prepare", 0, self._prepared))  # queued behind its engine's load
         return worker
 
     async def close(self) -> None:
@@ -217,6 +253,9 @@ class AsrService:
             if future is not None and not future.done():
                 future.set_exception(RuntimeError(f"asr worker failed to load: {message[1]}"))
             return
+        if kind == "prepared":
+            self._prepared_by(worker, message[1])
+            return
         session = self._sessions.get(message[1])
         if session is None or session.worker is not worker:
             return
@@ -234,6 +273,8 @@ class AsrService:
         if future is not None and not future.done():
             future.set_exception(RuntimeError(f"{worker.name} exited before loading"))
         log.error("asr: %s exited unexpectedly (%d sessions)", worker.name, len(worker.sessions))
+        for seq in list(self._preparing):
+            self._prepared_by(worker, seq)
         self._workers.remove(worker)
         orphans = [self._sessions[sid] for sid in worker.sessions if sid in self._sessions]
         if never_ready:

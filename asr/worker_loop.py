@@ -11,6 +11,7 @@ worker. Messages are plain tuples (cheap to pickle across a pipe):
     ("finish", sid, utt)                  ("error", sid, utt, reason)
     ("cancel", sid, utt)
     ("close", sid)
+    ("prepare", seq, contexts)            ("prepared", seq)         contexts compiled
     ("stop",)
 
 ``utt`` numbers a session's utterances: audio or a finish for an utterance
@@ -33,6 +34,7 @@ __all__ = ["load_engine", "process_main", "serve"]
 log = logging.getLogger(__name__)
 
 Message = tuple[Any, ...]
+_PREPARE_SILENCE_BYTES = 2 * 1600  # 200 ms of 8 kHz s16le silence
 
 
 def load_engine(backend: str, model_path: str | None) -> Engine:
@@ -109,6 +111,10 @@ def serve(engine: Engine, receive: Callable[[], Message], send: Callable[[Messag
         kind = message[0]
         if kind == "stop":
             break
+        if kind == "prepare":
+            _prepare(engine, message[2])
+            send(("prepared", message[1]))
+            continue
         if kind == "open":
             sid, label = message[1], message[2]
             try:
@@ -134,6 +140,25 @@ def serve(engine: Engine, receive: Callable[[], Message], send: Callable[[Messag
             session.utt = None
     for session in sessions.values():
         session.close()
+
+
+def _prepare(engine: Engine, contexts: tuple[RecognitionContext, ...]) -> None:
+    """Compile ``contexts`` now: one throwaway silent utterance each.
+
+    A pocketsphinx open question's LM takes seconds to build; built on a caller's
+    first utterance, that caller's final would miss the IVR's finalize timeout.
+    """
+    decoder = engine.decoder()
+    try:
+        for context in contexts:
+            try:
+                decoder.start(context)
+                decoder.accept(bytes(_PREPARE_SILENCE_BYTES))
+                decoder.finish()
+            except Exception:
+                log.exception("could not prepare context %r", context.name)
+    finally:
+        decoder.close()
 
 
 def process_main(backend: str, model_path: str | None, inbox: Any, outbox: Any) -> None:

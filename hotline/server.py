@@ -247,6 +247,8 @@ class HotlineServer:
         await prompts.prewarm(texts)
         for file in flow.prompt_files():
             await asyncio.to_thread(prompts.load_file, file)
+        # The first callers' utterances must not wait seconds for an LM to be built.
+        await self.asr.prepare(IvrSession(flow, None, "").recognition_contexts())
         log.info(
             "IVR flow %r from %s: %d prompts ready in %.1f s, recognizer %s x%d",
             flow.name,

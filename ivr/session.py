@@ -354,6 +354,11 @@ class IvrSession:
         self._event(now, why, f"{at_s:.3f}")
         return [FinishUtterance()]
 
+    def recognition_contexts(self) -> tuple[RecognitionContext, ...]:
+        """What the flow's input steps listen with: the server has them compiled at start."""
+        steps = self.flow.steps.values()
+        return tuple(self._context(step) for step in steps if isinstance(step, InputStep))
+
     def _context(self, step: InputStep) -> RecognitionContext:
         context = self._contexts.get(step.name)
         if context is None:
