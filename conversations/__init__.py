@@ -9,12 +9,17 @@ writes through ``BatchWriter`` (``writer``: one task, one queue, one
 transaction per batch) -> ``operations`` (each transaction once, as a sans-IO
 generator of SQL) -> ``backend_sqlite`` (sqlite3 on one dedicated thread) or
 ``backend_postgres`` (an asyncpg pool). ``migrations`` versions the schema.
+Recordings, the durable transcription job queue and transcripts are
+``operations_recordings``; the search index and search ``operations_search``,
+over ``search_query`` (the query language) and ``search_match`` (snippets).
+``redaction`` masks PII before anything is stored or indexed.
 
 May import: the standard library, asyncpg, nothing else of ours.
 
 API (times are float seconds since the epoch, ids are ints; all async unless noted)::
 
-    store = open_store(url)   # "sqlite:///var/hotline.db" (default) | "postgresql://u@h:p/db"
+    store = open_store(url, redaction=RedactionPolicy())   # url: "sqlite:///var/hotline.db"
+                              # (default) | "postgresql://u@h:p/db"; redaction None = defaults
     await store.start()       # connect, migrate, start the writer;  await store.close()
     # (or: async with open_store(url) as store: ...)
 
@@ -33,7 +38,8 @@ API (times are float seconds since the epoch, ids are ints; all async unless not
     list_conversations(ConversationFilter(...)) -> list[Conversation]   newest first
 
     add_message(conversation_id, speaker, text, *, at=, offset_ms=, confidence=) -> Message
-    messages(conversation_id) -> list[Message]                    time order
+        stores the text and its redaction; indexes the redacted text for search
+    messages(conversation_id, *, unredacted=False) -> list[Message]   time order, redacted
     record_event(conversation_id, kind, data, at=None) -> Future[None]   NOT async
     events(conversation_id) -> list[Event]
 
@@ -46,6 +52,28 @@ API (times are float seconds since the epoch, ids are ints; all async unless not
     delete_session(hash)
     audit(actor, action, target, detail=None) -> AuditEntry; audit_log(*, target=,
         actor=, limit=100, before_id=None) -> list[AuditEntry]   newest first
+
+    RedactionPolicy(cards=True, phones=True, ids=True, id_patterns=(SSN,), enabled=True)
+        .text(text) -> str; .words(words) -> list[str] (same length)    (not async)
+
+    register_recording(conversation_id, call_id, path, *, fmt, duration_s, size_bytes,
+        started_at, ended_at, node=None, transcribe=True, max_attempts=3) -> Recording
+        idempotent per call_id; its pending TranscriptionJob in the same commit
+    get_recording(id) -> Recording | None; recordings_of(conversation_id) -> list
+    expired_recordings(before, limit=100) -> list; mark_recording_deleted(id) -> Recording
+    claim_transcription(worker, lease_s) -> TranscriptionJob | None    new token each claim
+    renew_transcription(job_id, token, lease_s) -> bool      False: the lease was lost
+    release_transcriptions(worker) -> int                    start-up: running -> pending
+    complete_transcription(job_id, token, segments: [SegmentInput]) -> bool
+        one commit: segments (raw + redacted), index, done; False and nothing written
+        unless the token holds the running job
+    fail_transcription(job_id, token, error, retry_in_s) -> TranscriptionJob
+    transcription_job(recording_id) -> TranscriptionJob | None
+    transcription_jobs(status=None, limit=100) -> list[TranscriptionJob]   oldest first
+    transcript(conversation_id, *, unredacted=False) -> list[TranscriptSegment]  time order
+    search(SearchQuery(text, since=, until=, queue=, agent=, intent=, channel=,
+        min_duration_s=, max_duration_s=, limit=20, offset=0)) -> SearchPage(hits, total)
+        words, "phrases", OR, NOT/-word, prefix*, ( ); bad syntax -> InvalidValue
     ping() -> bool; schema_version() -> int
     stats() -> {"pending_writes", "write_lag_ms", "batches", "events_written", ...}  NOT async
 
@@ -83,16 +111,30 @@ from conversations.model import (
     Message,
     User,
 )
+from conversations.model_search import HIT_KINDS, SearchHit, SearchPage, SearchQuery
+from conversations.model_transcripts import (
+    JOB_STATUSES,
+    TRANSCRIPT_CHANNELS,
+    Recording,
+    SegmentInput,
+    TimedWord,
+    TranscriptionJob,
+    TranscriptSegment,
+    WordInput,
+)
 from conversations.redaction import RedactionPolicy
 from conversations.store import DEFAULT_URL, Store, open_store
 
 __all__ = [
     "CHANNELS",
     "DEFAULT_URL",
+    "HIT_KINDS",
     "IDENTITY_KINDS",
+    "JOB_STATUSES",
     "ROLES",
     "SPEAKERS",
     "STATUSES",
+    "TRANSCRIPT_CHANNELS",
     "ApiToken",
     "AuditEntry",
     "Conflict",
@@ -105,13 +147,22 @@ __all__ = [
     "InvalidValue",
     "Message",
     "NotFound",
+    "Recording",
     "RedactionPolicy",
+    "SearchHit",
+    "SearchPage",
+    "SearchQuery",
+    "SegmentInput",
     "Store",
     "StoreClosed",
     "StoreError",
     "StoreOverloaded",
+    "TimedWord",
+    "TranscriptSegment",
+    "TranscriptionJob",
     "User",
     "UserExists",
+    "WordInput",
     "normalize_identity",
     "normalize_phone",
     "open_store",

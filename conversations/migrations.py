@@ -5,12 +5,13 @@ missing ones in order inside the caller's transaction, so a crash mid-way leaves
 the previous version intact, and a restart applies nothing twice. A database
 newer than this code is refused rather than used.
 
-The DDL is shared; the two differences between the dialects are tokens:
-``{id}`` is the auto-numbered primary key, ``{json}`` the JSON column type
-(SQLite keeps JSON as TEXT; PostgreSQL as jsonb, which asyncpg still exchanges
-as text, so the code above is the same). Everything else (BIGINT, DOUBLE
-PRECISION, BOOLEAN, TEXT) is spelled the same way in both and SQLite gives it the
-right affinity.
+The DDL is shared where it can be; small differences are tokens: ``{id}`` is
+the auto-numbered primary key, ``{json}`` the JSON column type (SQLite keeps
+JSON as TEXT; PostgreSQL as jsonb, which asyncpg still exchanges as text, so
+the code above is the same). Everything else (BIGINT, DOUBLE PRECISION,
+BOOLEAN, TEXT) is spelled the same way in both and SQLite gives it the right
+affinity. What exists in one dialect only (SQLite's FTS5 virtual table,
+PostgreSQL's tsvector column and GIN index) is a ``PerDialect`` statement.
 
 To change the schema, append a ``Migration`` with the next version. Never edit
 one that has shipped.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from conversations.errors import StoreError
 from conversations.operations import Op, Query
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "migrate", "render"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "PerDialect", "migrate", "render"]
 
 DIALECTS = ("sqlite", "postgresql")
 _TOKENS = {
@@ -37,12 +38,20 @@ _ADVISORY_LOCK_KEY = 0x686F746C696E65  # "hotline"
 
 
 @dataclass(frozen=True, slots=True)
+class PerDialect:
+    """A statement spelled for each dialect; None: nothing to run in that one."""
+
+    sqlite: str | None = None
+    postgresql: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     """One schema step: its statements run in order, in one transaction."""
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | PerDialect, ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -146,12 +155,105 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_log_actor ON audit_log (actor, id)",
         ),
     ),
+    Migration(
+        3,
+        "recordings, transcription jobs, transcripts, redacted messages, search index",
+        (
+            """CREATE TABLE recordings (
+                id {id},
+                conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+                call_id TEXT NOT NULL UNIQUE,
+                path TEXT NOT NULL,
+                fmt TEXT NOT NULL,
+                duration_s DOUBLE PRECISION NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                ended_at DOUBLE PRECISION NOT NULL,
+                node TEXT,
+                deleted_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX recordings_conversation ON recordings (conversation_id, id)",
+            # Retention walks the recordings still on disk, oldest first.
+            "CREATE INDEX recordings_retention ON recordings (ended_at) WHERE deleted_at IS NULL",
+            """CREATE TABLE transcription_jobs (
+                id {id},
+                recording_id BIGINT NOT NULL UNIQUE REFERENCES recordings (id),
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                max_attempts INTEGER NOT NULL,
+                worker TEXT,
+                token TEXT,
+                lease_until DOUBLE PRECISION,
+                not_before DOUBLE PRECISION NOT NULL,
+                error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            # Claims look for the oldest pending (or lease-expired running) job.
+            "CREATE INDEX transcription_jobs_status ON transcription_jobs (status, id)",
+            "CREATE INDEX transcription_jobs_worker ON transcription_jobs (worker, status)",
+            # text/words are redacted; raw_* only ever reach the admin role.
+            """CREATE TABLE transcript_segments (
+                id {id},
+                recording_id BIGINT NOT NULL REFERENCES recordings (id),
+                conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+                channel TEXT NOT NULL,
+                speaker TEXT NOT NULL,
+                start_ms BIGINT NOT NULL,
+                end_ms BIGINT NOT NULL,
+                text TEXT NOT NULL,
+                words {json} NOT NULL,
+                raw_text TEXT NOT NULL,
+                raw_words {json} NOT NULL,
+                confidence DOUBLE PRECISION
+            )""",
+            "CREATE INDEX transcript_segments_recording "
+            "ON transcript_segments (recording_id, start_ms, id)",
+            "CREATE INDEX transcript_segments_conversation "
+            "ON transcript_segments (conversation_id, start_ms, id)",
+            # NULL until redacted: Store.start redacts and indexes the older messages.
+            "ALTER TABLE messages ADD COLUMN redacted_text TEXT",
+            "CREATE INDEX messages_unredacted ON messages (id) WHERE redacted_text IS NULL",
+            # One row per search document (a recording's transcript, or a message),
+            # with the filters' values copied from its conversation and recording
+            # (kept in step by update_conversation and register_recording), so a
+            # search reads no other table until it has its page.
+            """CREATE TABLE search_items (
+                id {id},
+                kind TEXT NOT NULL,
+                item_id BIGINT NOT NULL,
+                conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+                channel TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                queue TEXT,
+                agent TEXT,
+                intent TEXT,
+                duration_s DOUBLE PRECISION,
+                UNIQUE (kind, item_id)
+            )""",
+            "CREATE INDEX search_items_conversation ON search_items (conversation_id)",
+            PerDialect(
+                # Contentless (the redacted text lives in its own tables): the index
+                # only, rowid = search_items.id. Its input is already cut into
+                # words by search_query.tokens, which unicode61 leaves as they are.
+                sqlite="CREATE VIRTUAL TABLE search_fts USING fts5("
+                "body, content='', tokenize='unicode61')",
+                postgresql="ALTER TABLE search_items ADD COLUMN document tsvector NOT NULL",
+            ),
+            PerDialect(
+                postgresql="CREATE INDEX search_items_document ON search_items USING GIN (document)"
+            ),
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-def render(statement: str, dialect: str) -> str:
-    """A shared statement in one dialect's spelling."""
+def render(statement: str | PerDialect, dialect: str) -> str | None:
+    """A statement in one dialect's spelling; None if it has nothing for that dialect."""
+    if isinstance(statement, PerDialect):
+        text = getattr(statement, dialect)
+        return None if text is None else text.format_map(_TOKENS[dialect])
     return statement.format_map(_TOKENS[dialect])
 
 
@@ -183,7 +285,9 @@ def migrate(dialect: str, *, target: int = LATEST_VERSION) -> Op[list[int]]:
         if migration.version in applied or migration.version > target:
             continue
         for statement in migration.statements:
-            yield Query(render(statement, dialect))
+            sql = render(statement, dialect)
+            if sql is not None:
+                yield Query(sql)
         yield Query(
             "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.description, time.time()),

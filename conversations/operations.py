@@ -67,6 +67,7 @@ USER_COLUMNS = "id, name, roles, password_hash, agent_state, created_at, disable
 TOKEN_COLUMNS = "id, name, scopes, created_at, revoked"
 AUDIT_COLUMNS = "id, at, actor, action, target, detail"
 DEFAULT_AGENT_STATE = "offline"
+_SEARCH_FILTERS = ("queue", "agent", "intent")  # conversation columns copied to search_items
 
 
 # ---------------------------------------------------------------- drivers
@@ -393,7 +394,14 @@ def update_conversation(
         f"UPDATE conversations SET {assignments} WHERE id = ? RETURNING {CONVERSATION_COLUMNS}",
         (*columns.values(), conversation_id),
     )
-    return _conversation(rows[0])
+    updated = _conversation(rows[0])
+    if any(name in changes for name in _SEARCH_FILTERS):
+        # The search index keeps copies of these for its filters.
+        yield Query(
+            "UPDATE search_items SET queue = ?, agent = ?, intent = ? WHERE conversation_id = ?",
+            (updated.queue, updated.agent, updated.intent, conversation_id),
+        )
+    return updated
 
 
 def get_conversation(conversation_id: int) -> Op[Conversation | None]:
@@ -459,25 +467,42 @@ def add_message(
     offset_ms: int | None,
     confidence: float | None,
     now: float,
+    *,
+    redacted: str | None = None,
 ) -> Op[Message]:
-    """Append a message; the conversation's ``updated_at`` moves too."""
+    """Append a message (and its redacted text); the conversation's ``updated_at`` moves too.
+
+    Returns the message as given (``text``); ``operations_search.add_message``
+    also indexes it.
+    """
     yield from _require_conversation(conversation_id)
     rows = yield Query(
-        "INSERT INTO messages (conversation_id, speaker, text, at, offset_ms, confidence) "
-        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        (conversation_id, speaker, text, at, offset_ms, confidence),
+        "INSERT INTO messages (conversation_id, speaker, text, redacted_text, at, offset_ms, "
+        "confidence) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (conversation_id, speaker, text, redacted, at, offset_ms, confidence),
     )
     yield Query("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
     return Message(rows[0][0], conversation_id, speaker, text, at, offset_ms, confidence)
 
 
-def messages(conversation_id: int) -> Op[list[Message]]:
-    """A conversation's messages in time order (insertion order breaks ties)."""
+def messages(conversation_id: int, redact: Callable[[str], str] | None = None) -> Op[list[Message]]:
+    """A conversation's messages in time order (insertion order breaks ties).
+
+    With ``redact``, each message's stored redacted text, or ``redact(text)``
+    for one stored before redaction existed (not yet back-filled); without it,
+    the text as written.
+    """
     rows = yield Query(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY at, id",
+        f"SELECT {MESSAGE_COLUMNS}, redacted_text FROM messages WHERE conversation_id = ? "
+        "ORDER BY at, id",
         (conversation_id,),
     )
-    return [_message(row) for row in rows]
+    if redact is None:
+        return [_message(row[:-1]) for row in rows]
+    return [
+        Message(row[0], row[1], row[2], row[7] if row[7] is not None else redact(row[3]), *row[4:7])
+        for row in rows
+    ]
 
 
 def events(conversation_id: int) -> Op[list[Event]]:

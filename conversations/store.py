@@ -12,12 +12,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from conversations import operations as ops
+from conversations import operations_recordings as ops_rec
+from conversations import operations_search as ops_search
 from conversations import validation as check
 from conversations.errors import (
     Conflict,
@@ -46,7 +49,18 @@ from conversations.model import (
     Message,
     User,
 )
+from conversations.model_search import SearchPage, SearchQuery
+from conversations.model_transcripts import (
+    JOB_STATUSES,
+    Recording,
+    SegmentInput,
+    TranscriptionJob,
+    TranscriptSegment,
+)
 from conversations.operations import Job, Op, Outcome
+from conversations.redaction import RedactionPolicy
+from conversations.search_query import parse, positive_terms, to_fts5, to_tsquery
+from conversations.transcripts import check_confidence, prepare_segments
 from conversations.writer import BatchWriter
 
 __all__ = [
@@ -67,6 +81,8 @@ __all__ = [
 T = TypeVar("T")
 DEFAULT_URL = "sqlite:///var/hotline.db"  # relative: under the working directory's ./var/
 _KNOWN_CONVERSATIONS = 100_000  # ids remembered to exist, so events need no check
+_BACKFILL_BATCH = 500  # older messages redacted and indexed per transaction at start-up
+MAX_SEARCH_LIMIT = 200  # hits in one page: each is read in full
 
 
 class Store(abc.ABC):
@@ -88,6 +104,7 @@ class Store(abc.ABC):
         max_batch: int = 5000,
         max_pending_events: int = 200_000,
         clock: Callable[[], float] = time.time,
+        redaction: RedactionPolicy | None = None,
     ) -> None:
         """Configure; nothing connects until ``start``.
 
@@ -96,7 +113,14 @@ class Store(abc.ABC):
             max_batch: writes committed in one transaction at most.
             max_pending_events: queued events beyond which ``record_event`` refuses.
             clock: the wall clock (tests pass a fake one).
+            redaction: what to mask in stored messages and transcripts and in the
+                search index; None: ``RedactionPolicy()`` (cards, phones, IDs).
         """
+        if redaction is not None and not isinstance(redaction, RedactionPolicy):
+            raise InvalidValue(
+                f"redaction must be a RedactionPolicy, not {type(redaction).__name__}"
+            )
+        self.redaction = RedactionPolicy() if redaction is None else redaction
         if not isinstance(default_country_code, str) or not re.fullmatch(
             r"[1-9][0-9]{0,2}", default_country_code
         ):
@@ -150,6 +174,7 @@ class Store(abc.ABC):
         await self._open()
         try:
             await self._transaction(migrate(self.dialect))
+            await self._backfill_messages()
         except BaseException:
             await self._close()
             self._state = "closed"
@@ -178,6 +203,15 @@ class Store(abc.ABC):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def _backfill_messages(self) -> None:
+        """Redact and index the messages written before redaction existed (schema 3)."""
+        while True:
+            rows = await self._transaction(ops_search.unredacted_messages(_BACKFILL_BATCH))
+            if not rows:
+                return
+            redacted = [(id_, conv, self.redaction.text(text)) for id_, conv, text in rows]
+            await self._transaction(ops_search.backfill_messages(self.dialect, redacted))
 
     async def ping(self) -> bool:
         """A round trip to the database (for ``/health``); False if it fails."""
@@ -361,7 +395,11 @@ class Store(abc.ABC):
         offset_ms: int | None = None,
         confidence: float | None = None,
     ) -> Message:
-        """Append a message or utterance; returns once it is committed."""
+        """Append a message or utterance; returns once it is committed.
+
+        The text is stored as written and redacted (``redaction``); only the
+        redacted text is indexed for ``search``. Returns the message as written.
+        """
         conversation_id = check.check_id("conversation_id", conversation_id)
         speaker = check.check_choice("speaker", speaker, SPEAKERS)
         text = check.check_text("text", text, max_chars=check.MAX_TEXT, empty=True)
@@ -371,22 +409,32 @@ class Store(abc.ABC):
             isinstance(offset_ms, bool) or not isinstance(offset_ms, int) or offset_ms < 0
         ):
             raise InvalidValue(f"offset_ms must be an integer >= 0, not {offset_ms!r}")
-        if confidence is not None:
-            if isinstance(confidence, bool) or not isinstance(confidence, int | float):
-                raise InvalidValue(f"confidence must be a number, not {confidence!r}")
-            if not 0.0 <= confidence <= 1.0:
-                raise InvalidValue(f"confidence must be between 0 and 1, not {confidence}")
-            confidence = float(confidence)
+        confidence = check_confidence("confidence", confidence)
+        redacted = self.redaction.text(text)
         return await self._write(
-            lambda: ops.add_message(
-                conversation_id, speaker, text, when, offset_ms, confidence, now
+            lambda: ops_search.add_message(
+                self.dialect,
+                conversation_id,
+                speaker,
+                text,
+                redacted,
+                when,
+                offset_ms,
+                confidence,
+                now,
             )
         )
 
-    async def messages(self, conversation_id: int) -> list[Message]:
-        """A conversation's messages in time order (empty for an unknown id)."""
+    async def messages(self, conversation_id: int, *, unredacted: bool = False) -> list[Message]:
+        """A conversation's messages in time order (empty for an unknown id).
+
+        Their text is redacted unless ``unredacted`` (the admin role's view).
+        """
         conversation_id = check.check_id("conversation_id", conversation_id)
-        return await self._read(ops.messages(conversation_id))
+        if not isinstance(unredacted, bool):
+            raise InvalidValue(f"unredacted must be True or False, not {unredacted!r}")
+        redact = None if unredacted else self.redaction.text
+        return await self._read(ops.messages(conversation_id, redact))
 
     def record_event(
         self, conversation_id: int, kind: str, data: dict[str, Any], at: float | None = None
@@ -414,6 +462,244 @@ class Store(abc.ABC):
         """A conversation's events in time order (empty for an unknown id)."""
         conversation_id = check.check_id("conversation_id", conversation_id)
         return await self._read(ops.events(conversation_id))
+
+    # ------------------------------------------------------------ recordings
+
+    async def register_recording(
+        self,
+        conversation_id: int,
+        call_id: str,
+        path: str,
+        *,
+        fmt: str,
+        duration_s: float,
+        size_bytes: int,
+        started_at: float,
+        ended_at: float,
+        node: str | None = None,
+        transcribe: bool = True,
+        max_attempts: int = 3,
+    ) -> Recording:
+        """Register a call's recording, and with ``transcribe`` its pending job, in one commit.
+
+        Idempotent per ``call_id``: registering it again returns the existing
+        recording unchanged (and creates no second job).
+
+        Args:
+            conversation_id: the call's conversation.
+            call_id: the SIP Call-ID (one recording per call).
+            path: relative to the recordings root, e.g. ``2026-12-02/CALLID.wav``.
+            fmt: the file format, ``wav`` or ``ogg``.
+            duration_s: the audio's length.
+            size_bytes: the file's size.
+            started_at: when the recording started (wall time).
+            ended_at: when it ended.
+            node: the hotline node that wrote it.
+            transcribe: create a pending transcription job with it.
+            max_attempts: the job's claims at most.
+
+        Raises:
+            NotFound: no such conversation.
+        """
+        conversation_id = check.check_id("conversation_id", conversation_id)
+        call_id = check.check_text("call_id", call_id, max_chars=check.MAX_NAME * 2)
+        started_at = check.check_time("started_at", started_at)
+        ended_at = check.check_time("ended_at", ended_at)
+        if ended_at < started_at:
+            raise InvalidValue("ended_at is before started_at")
+        values: dict[str, Any] = {
+            "path": check.check_relative_path("path", path),
+            "fmt": check.check_text("fmt", fmt, max_chars=16),
+            "duration_s": check.check_amount("duration_s", duration_s),
+            "size_bytes": check.check_count("size_bytes", size_bytes),
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "node": check.check_optional_text("node", node),
+        }
+        if not isinstance(transcribe, bool):
+            raise InvalidValue(f"transcribe must be True or False, not {transcribe!r}")
+        max_attempts = check.check_count("max_attempts", max_attempts, low=1, high=100)
+        now = self._clock()
+        return await self._write(
+            lambda: ops_rec.register_recording(
+                conversation_id, call_id, values, transcribe, max_attempts, now
+            )
+        )
+
+    async def get_recording(self, recording_id: int) -> Recording | None:
+        """One recording by id (a deleted one too: see ``deleted_at``)."""
+        recording_id = check.check_id("recording_id", recording_id)
+        return await self._read(ops_rec.get_recording(recording_id))
+
+    async def recordings_of(self, conversation_id: int) -> list[Recording]:
+        """A conversation's recordings, oldest first."""
+        conversation_id = check.check_id("conversation_id", conversation_id)
+        return await self._read(ops_rec.recordings_of(conversation_id))
+
+    async def expired_recordings(self, before: float, limit: int = 100) -> list[Recording]:
+        """Recordings not deleted yet that ended before ``before``, oldest first (retention)."""
+        before = check.check_time("before", before)
+        limit = check.check_limit(limit)
+        return await self._read(ops_rec.expired_recordings(before, limit))
+
+    async def mark_recording_deleted(self, recording_id: int) -> Recording:
+        """Note that retention deleted the file: the row and its transcript stay.
+
+        A transcription job still pending fails (nothing left to transcribe).
+        Marking twice keeps the first time.
+        """
+        recording_id = check.check_id("recording_id", recording_id)
+        now = self._clock()
+        return await self._write(lambda: ops_rec.mark_recording_deleted(recording_id, now))
+
+    # ------------------------------------------------------------ transcription jobs
+
+    async def claim_transcription(self, worker: str, lease_s: float) -> TranscriptionJob | None:
+        """Claim the next job for ``worker``: running, with a new token, for ``lease_s``.
+
+        The oldest job that is pending and due (``not_before`` passed), or
+        running with an expired lease (its worker died), in id order; its
+        ``attempts`` grows by one. A job that used all its attempts becomes
+        ``failed`` instead. None when there is nothing to do.
+        """
+        worker = check.check_text("worker", worker)
+        lease_s = _positive_seconds("lease_s", lease_s)
+        token = secrets.token_hex(16)
+        now = self._clock()
+        return await self._write(lambda: ops_rec.claim_transcription(worker, token, lease_s, now))
+
+    async def renew_transcription(self, job_id: int, token: str, lease_s: float) -> bool:
+        """Extend the lease to now + ``lease_s``; False: the token lost the job."""
+        job_id = check.check_id("job_id", job_id)
+        token = check.check_text("token", token)
+        lease_s = _positive_seconds("lease_s", lease_s)
+        now = self._clock()
+        return await self._write(lambda: ops_rec.renew_transcription(job_id, token, lease_s, now))
+
+    async def release_transcriptions(self, worker: str) -> int:
+        """At a worker's start-up: its jobs left running go back to pending (attempts kept)."""
+        worker = check.check_text("worker", worker)
+        now = self._clock()
+        return await self._write(lambda: ops_rec.release_transcriptions(worker, now))
+
+    async def complete_transcription(
+        self, job_id: int, token: str, segments: Sequence[SegmentInput]
+    ) -> bool:
+        """Store a job's transcript, redacted and raw, index it, and mark the job done.
+
+        All in one transaction, and only if ``token`` still holds the running
+        job: otherwise (a stale token, a job done already) nothing is written and
+        the answer is False, so a recording is never transcribed twice.
+
+        Raises:
+            InvalidValue: a malformed segment (checked before anything is written).
+        """
+        job_id = check.check_id("job_id", job_id)
+        token = check.check_text("token", token)
+        prepared, document = prepare_segments(segments, self.redaction)
+        now = self._clock()
+        return await self._write(
+            lambda: ops_rec.complete_transcription(
+                self.dialect, job_id, token, prepared, document, now
+            )
+        )
+
+    async def fail_transcription(
+        self, job_id: int, token: str, error: str, retry_in_s: float
+    ) -> TranscriptionJob:
+        """Give a job back after a failure; pending again while attempts are left, else failed.
+
+        Pending again means claimable from now + ``retry_in_s``.
+        A token that lost the job changes nothing; the job is returned as it is.
+
+        Raises:
+            NotFound: no such job.
+        """
+        job_id = check.check_id("job_id", job_id)
+        token = check.check_text("token", token)
+        error = check.check_text("error", error, max_chars=check.MAX_TEXT, empty=True)
+        retry_in_s = check.check_amount("retry_in_s", retry_in_s)
+        now = self._clock()
+        return await self._write(
+            lambda: ops_rec.fail_transcription(job_id, token, error, retry_in_s, now)
+        )
+
+    async def transcription_job(self, recording_id: int) -> TranscriptionJob | None:
+        """The job of a recording (None: registered without transcription)."""
+        recording_id = check.check_id("recording_id", recording_id)
+        return await self._read(ops_rec.transcription_job(recording_id))
+
+    async def transcription_jobs(
+        self, status: str | None = None, limit: int = 100
+    ) -> list[TranscriptionJob]:
+        """Jobs, oldest first, all or of one status."""
+        if status is not None:
+            status = check.check_choice("status", status, JOB_STATUSES)
+        limit = check.check_limit(limit)
+        return await self._read(ops_rec.transcription_jobs(status, limit))
+
+    async def transcript(
+        self, conversation_id: int, *, unredacted: bool = False
+    ) -> list[TranscriptSegment]:
+        """A conversation's transcript segments in time order, both channels.
+
+        Redacted unless ``unredacted`` (the admin role's view): a masked span
+        is one word (``[card]``) from its first word's start to its last's end.
+        """
+        conversation_id = check.check_id("conversation_id", conversation_id)
+        if not isinstance(unredacted, bool):
+            raise InvalidValue(f"unredacted must be True or False, not {unredacted!r}")
+        return await self._read(ops_rec.transcript(conversation_id, unredacted))
+
+    # ------------------------------------------------------------ search
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """Transcripts and messages matching ``query``, most relevant first.
+
+        See ``search_query`` for the language and ``operations_search`` for
+        the plan. ``total`` is exact, except None when more than
+        ``RANK_WINDOW`` (5,000) documents match a filtered search (counting
+        them all would cost more than the search); past that many matches,
+        relevance ranks the newest 5,000, and pages end there.
+
+        Raises:
+            InvalidValue: bad syntax in ``query.text`` or a bad filter.
+        """
+        if not isinstance(query, SearchQuery):
+            raise InvalidValue(f"query must be a SearchQuery, not {type(query).__name__}")
+        tree = parse(query.text)
+        filters: list[tuple[str, Any]] = []
+        for clause, value in (
+            ("i.started_at >= ?", query.since),
+            ("i.started_at < ?", query.until),
+        ):
+            if value is not None:
+                filters.append((clause, check.check_time("since/until", value)))
+        for name in ("queue", "agent", "intent"):
+            text = check.check_optional_text(name, getattr(query, name))
+            if text is not None:
+                filters.append((f"i.{name} = ?", text))
+        if query.channel is not None:
+            filters.append(
+                ("i.channel = ?", check.check_choice("channel", query.channel, CHANNELS))
+            )
+        for clause, name in (
+            ("i.duration_s >= ?", "min_duration_s"),
+            ("i.duration_s <= ?", "max_duration_s"),
+        ):
+            value = getattr(query, name)
+            if value is not None:
+                filters.append((clause, check.check_amount(name, value)))
+        limit = check.check_count("limit", query.limit, low=1, high=MAX_SEARCH_LIMIT)
+        offset = check.check_count("offset", query.offset, high=ops_search.RANK_WINDOW)
+        plan = ops_search.SearchPlan(
+            match=to_tsquery(tree) if self.dialect == "postgresql" else to_fts5(tree),
+            filters=tuple(filters),
+            terms=positive_terms(tree),
+            limit=limit,
+            offset=offset,
+        )
+        return await self._read(ops_search.search(self.dialect, plan))
 
     # ------------------------------------------------------------ users
 
@@ -536,6 +822,13 @@ class Store(abc.ABC):
         if before_id is not None:
             before_id = check.check_id("before_id", before_id)
         return await self._read(ops.audit_log(target, actor, limit, before_id))
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    seconds = check.check_amount(name, value)
+    if seconds <= 0:
+        raise InvalidValue(f"{name} must be more than 0 seconds, not {value!r}")
+    return seconds
 
 
 def _user_name(name: object) -> str:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
 from conversations.errors import InvalidValue
 
 __all__ = [
+    "check_amount",
     "check_choice",
+    "check_count",
     "check_id",
     "check_json",
     "check_limit",
     "check_optional_text",
+    "check_relative_path",
     "check_text",
     "check_time",
     "check_words",
@@ -113,3 +117,37 @@ def check_words(name: str, values: object, allowed: Collection[str] | None = Non
 def parse_words(text: Any) -> frozenset[str]:
     """The inverse of ``check_words``."""
     return frozenset(str(text).split())
+
+
+def check_amount(name: str, value: object) -> float:
+    """A finite number >= 0 (seconds, a duration)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValue(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidValue(f"{name} must be a finite number >= 0, not {value}")
+    return float(value)
+
+
+def check_count(name: str, value: object, *, low: int = 0, high: int | None = None) -> int:
+    """An int from ``low`` to ``high`` (no upper bound when None)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(f"{name} must be an integer, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise InvalidValue(f"{name} must be an integer {bound}, not {value}")
+    return value
+
+
+def check_relative_path(name: str, value: object) -> str:
+    """A relative path below a root: no leading slash or drive, no ``..``, ``/`` separators."""
+    text = check_text(name, value, max_chars=4096)
+    parts = text.split("/")
+    if (
+        text.startswith("/")
+        or "\\" in text
+        or re.match(r"^[A-Za-z]:", text)
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ord(char) < 32 for char in text)
+    ):
+        raise InvalidValue(f"{name} must be a relative path like 2026-12-02/CALL.wav, not {text!r}")
+    return text

@@ -1,0 +1,336 @@
+"""The search index and search itself, as sans-IO operations for both dialects.
+
+A search document is a recording's transcript or one message, in its redacted
+form, cut into words by ``search_query.tokens``. ``search_items`` has a row per
+document with the values the filters need (copied from the conversation and
+recording); its id is the document's id in the full-text index: SQLite's
+contentless FTS5 table ``search_fts`` (rowid), or PostgreSQL's ``document``
+tsvector column with its GIN index (``to_tsvector('simple', ...)``).
+
+A search runs in two steps, so that ranking stays cheap (bm25 costs ~2 us per
+matching row on SQLite, counting ~0.05 us): the newest ``RANK_WINDOW + 1``
+matching ids (an index walk, no ranking) give the total, when there are at
+most ``RANK_WINDOW``, and the oldest id worth ranking; then only those are
+ranked, ``ORDER BY rank LIMIT``. So a word found in most calls costs the same as
+one found in 5,000: relevance then ranks the newest 5,000 matches. Only the
+page's hits are read in full (``search_match`` finds the matched word and cuts
+the snippet in Python).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from conversations.errors import NotFound
+from conversations.model import Message
+from conversations.model_search import SearchHit, SearchPage
+from conversations.operations import Op, Query, Row
+from conversations.operations import add_message as insert_message
+from conversations.search_match import first_match, snippet, word_at_token
+from conversations.search_query import Term, tokens
+
+__all__ = [
+    "RANK_WINDOW",
+    "SearchPlan",
+    "add_message",
+    "backfill_messages",
+    "index_document",
+    "search",
+    "unredacted_messages",
+]
+
+RANK_WINDOW = 5000
+_ITEM_COLUMNS = (
+    "id, kind, item_id, conversation_id, channel, started_at, queue, agent, intent, duration_s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """A checked search: the match expression in the dialect's syntax, filters, page."""
+
+    match: str  # FTS5 MATCH text, or to_tsquery text
+    filters: tuple[tuple[str, Any], ...]  # ("i.queue = ?", "billing"), on search_items i
+    terms: tuple[Term, ...]  # what to highlight
+    limit: int
+    offset: int
+
+
+# ---------------------------------------------------------------- indexing
+
+
+def document_text(texts: Sequence[str]) -> str:
+    """The words of redacted texts as the index takes them (not an operation)."""
+    return " ".join(word for text in texts for word in tokens(text))
+
+
+def index_document(
+    dialect: str,
+    kind: str,
+    item_id: int,
+    conversation_id: int,
+    duration_s: float | None,
+    document: str,
+) -> Op[None]:
+    """Index one document (nothing for one without words; indexing twice is a no-op)."""
+    if not document:
+        return
+    rows = yield Query(
+        "SELECT channel, started_at, queue, agent, intent FROM conversations WHERE id = ?",
+        (conversation_id,),
+    )
+    if not rows:
+        raise NotFound(f"conversation {conversation_id}")
+    values = (kind, item_id, conversation_id, *rows[0], duration_s)
+    columns = (
+        "kind, item_id, conversation_id, channel, started_at, queue, agent, intent, duration_s"
+    )
+    if dialect == "postgresql":
+        yield Query(
+            f"INSERT INTO search_items ({columns}, document) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, to_tsvector('simple', ?)) "
+            "ON CONFLICT (kind, item_id) DO NOTHING",
+            (*values, document),
+        )
+        return
+    rows = yield Query(
+        f"INSERT INTO search_items ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, item_id) DO NOTHING RETURNING id",
+        values,
+    )
+    if rows:
+        yield Query("INSERT INTO search_fts (rowid, body) VALUES (?, ?)", (rows[0][0], document))
+
+
+def add_message(
+    dialect: str,
+    conversation_id: int,
+    speaker: str,
+    text: str,
+    redacted: str,
+    at: float,
+    offset_ms: int | None,
+    confidence: float | None,
+    now: float,
+) -> Op[Message]:
+    """Append a message with its redacted text, and index the redacted text."""
+    message = yield from insert_message(
+        conversation_id, speaker, text, at, offset_ms, confidence, now, redacted=redacted
+    )
+    duration_s = yield from _call_duration(conversation_id)
+    yield from index_document(
+        dialect, "message", message.id, conversation_id, duration_s, document_text([redacted])
+    )
+    return message
+
+
+def _call_duration(conversation_id: int) -> Op[float | None]:
+    rows = yield Query(
+        "SELECT duration_s FROM recordings WHERE conversation_id = ? ORDER BY id LIMIT 1",
+        (conversation_id,),
+    )
+    return rows[0][0] if rows else None
+
+
+def unredacted_messages(limit: int) -> Op[list[tuple[int, int, str]]]:
+    """Messages stored before redaction existed: (id, conversation_id, text), oldest first."""
+    rows = yield Query(
+        "SELECT id, conversation_id, text FROM messages WHERE redacted_text IS NULL "
+        "ORDER BY id LIMIT ?",
+        (limit,),
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def backfill_messages(dialect: str, redacted: Sequence[tuple[int, int, str]]) -> Op[int]:
+    """Store the redacted texts of (id, conversation_id, redacted text) and index them."""
+    for message_id, conversation_id, text in redacted:
+        rows = yield Query(
+            "UPDATE messages SET redacted_text = ? WHERE id = ? AND redacted_text IS NULL "
+            "RETURNING id",
+            (text, message_id),
+        )
+        if rows:
+            duration_s = yield from _call_duration(conversation_id)
+            yield from index_document(
+                dialect, "message", message_id, conversation_id, duration_s, document_text([text])
+            )
+    return len(redacted)
+
+
+# ---------------------------------------------------------------- searching
+
+
+def search(dialect: str, plan: SearchPlan) -> Op[SearchPage]:
+    """A page of documents matching ``plan``, best first; see the module docstring."""
+    if dialect == "postgresql":
+        source, doc_id = "search_items i", "i.id"
+        match = "i.document @@ to_tsquery('simple', ?)"
+        score, order = "ts_rank(i.document, to_tsquery('simple', ?))", "score DESC"
+    else:
+        # The items table only when a filter needs it: FTS5 alone counts faster.
+        source = "search_fts"
+        if plan.filters:
+            source += " JOIN search_items i ON i.id = search_fts.rowid"
+        doc_id, match = "search_fts.rowid", "search_fts MATCH ?"
+        score, order = "bm25(search_fts)", "score"
+    where = " AND ".join((match, *(clause for clause, _ in plan.filters)))
+    values = tuple(value for _, value in plan.filters)
+    newest = yield Query(
+        f"SELECT {doc_id} FROM {source} WHERE {where} ORDER BY {doc_id} DESC LIMIT ?",
+        (plan.match, *values, RANK_WINDOW + 1),
+    )
+    if not newest:
+        return SearchPage((), 0)
+    total: int | None = len(newest)
+    if len(newest) > RANK_WINDOW:
+        total = None
+        if not plan.filters:
+            rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (plan.match,))
+            total = int(rows[0][0])
+    floor = newest[min(len(newest), RANK_WINDOW) - 1][0]
+    ranked = yield Query(
+        f"SELECT {doc_id}, {score} AS score FROM {source} WHERE {where} AND {doc_id} >= ? "
+        f"ORDER BY {order}, {doc_id} DESC LIMIT ? OFFSET ?",
+        (
+            *((plan.match,) if dialect == "postgresql" else ()),
+            plan.match,
+            *values,
+            floor,
+            plan.limit,
+            plan.offset,
+        ),
+    )
+    if not ranked:
+        return SearchPage((), total)
+    sign = 1.0 if dialect == "postgresql" else -1.0  # bm25: lower is better
+    ranks = {row[0]: sign * float(row[1]) for row in ranked}
+    hits = yield from _hits([row[0] for row in ranked], ranks, plan.terms)
+    return SearchPage(tuple(hits), total)
+
+
+def _in(count: int) -> str:
+    return "(" + ", ".join("?" * count) + ")"
+
+
+def _hits(ids: list[int], ranks: dict[int, float], terms: Sequence[Term]) -> Op[list[SearchHit]]:
+    """The page's hits in rank order, read in full."""
+    rows = yield Query(f"SELECT {_ITEM_COLUMNS} FROM search_items WHERE id IN {_in(len(ids))}", ids)
+    items = {row[0]: row for row in rows}
+    recordings = [row[2] for row in rows if row[1] == "transcript"]
+    messages = [row[2] for row in rows if row[1] == "message"]
+    places: dict[tuple[str, int], dict[str, Any]] = {}
+    if recordings:
+        found = yield from _transcript_places(recordings, terms)
+        places.update((("transcript", key), value) for key, value in found.items())
+    if messages:
+        found = yield from _message_places(messages, terms)
+        places.update((("message", key), value) for key, value in found.items())
+    hits = []
+    for doc_id in ids:
+        item = items.get(doc_id)
+        place = None if item is None else places.get((item[1], item[2]))
+        if item is None or place is None:
+            continue  # gone between the two reads (cannot happen: no deletes)
+        hits.append(
+            SearchHit(
+                conversation_id=item[3],
+                recording_id=place["recording_id"],
+                kind=item[1],
+                item_id=place["item_id"],
+                channel=item[4],
+                speaker=place["speaker"],
+                offset_ms=place["offset_ms"],
+                at=place["at"],
+                snippet=place["snippet"],
+                rank=ranks[doc_id],
+                started_at=item[5],
+                duration_s=item[9],
+                queue=item[6],
+                agent=item[7],
+                intent=item[8],
+            )
+        )
+    return hits
+
+
+def _transcript_places(
+    recording_ids: list[int], terms: Sequence[Term]
+) -> Op[dict[int, dict[str, Any]]]:
+    """Per recording: the segment and word of the first match, its time, the snippet."""
+    rows = yield Query(
+        f"SELECT id, started_at FROM recordings WHERE id IN {_in(len(recording_ids))}",
+        recording_ids,
+    )
+    started: dict[int, float] = {row[0]: row[1] for row in rows}
+    rows = yield Query(
+        "SELECT recording_id, id, speaker, start_ms, text FROM transcript_segments "
+        f"WHERE recording_id IN {_in(len(recording_ids))} ORDER BY recording_id, start_ms, id",
+        recording_ids,
+    )
+    segments: dict[int, list[Row]] = {}
+    for row in rows:
+        segments.setdefault(row[0], []).append(row)
+    chosen: dict[int, tuple[Row, int]] = {}  # recording -> (segment row, token index)
+    for recording_id, rows_of in segments.items():
+        where = first_match(terms, [tokens(row[4]) for row in rows_of])
+        segment_index, token_index = where if where is not None else (0, 0)
+        chosen[recording_id] = (rows_of[segment_index], token_index)
+    if not chosen:
+        return {}
+    segment_ids = [row[1] for row, _ in chosen.values()]
+    rows = yield Query(
+        f"SELECT id, words FROM transcript_segments WHERE id IN {_in(len(segment_ids))}",
+        segment_ids,
+    )
+    words_of = {row[0]: json.loads(row[1]) for row in rows}
+    places = {}
+    for recording_id, (segment, token_index) in chosen.items():
+        words = words_of.get(segment[1], [])
+        texts = [word[0] for word in words]
+        word_index = word_at_token(texts, token_index)
+        offset_ms = int(words[word_index][1]) if words else int(segment[3])
+        places[recording_id] = {
+            "recording_id": recording_id,
+            "item_id": segment[1],
+            "speaker": segment[2],
+            "offset_ms": offset_ms,
+            "at": started.get(recording_id, 0.0) + offset_ms / 1000.0,
+            "snippet": snippet(texts, terms, word_index),
+        }
+    return places
+
+
+def _message_places(message_ids: list[int], terms: Sequence[Term]) -> Op[dict[int, dict[str, Any]]]:
+    """Per message: the snippet around its first match, its time, its call's recording."""
+    rows = yield Query(
+        "SELECT id, conversation_id, speaker, redacted_text, at, offset_ms FROM messages "
+        f"WHERE id IN {_in(len(message_ids))}",
+        message_ids,
+    )
+    conversations = sorted({row[1] for row in rows})
+    recording_of: dict[int, int] = {}
+    if conversations:
+        found = yield Query(
+            "SELECT conversation_id, MIN(id) FROM recordings "
+            f"WHERE conversation_id IN {_in(len(conversations))} GROUP BY conversation_id",
+            conversations,
+        )
+        recording_of = dict(found)
+    places = {}
+    for message_id, conversation_id, speaker, text, at, offset_ms in rows:
+        words = (text or "").split()
+        where = first_match(terms, [tokens(word) for word in words])
+        word_index = where[0] if where is not None else 0
+        places[message_id] = {
+            "recording_id": recording_of.get(conversation_id),
+            "item_id": message_id,
+            "speaker": speaker,
+            "offset_ms": offset_ms,
+            "at": at,
+            "snippet": snippet(words, terms, word_index),
+        }
+    return places
