@@ -14,7 +14,7 @@ from bridge.errors import ApiError
 from bridge.openapi import SEARCH_MAX_OFFSET
 from bridge.operations import ApiRequest, OperationHandler
 from bridge.serialize import search_hit_json
-from conversations import InvalidValue
+from conversations import InvalidValue, SearchQuery
 
 __all__ = ["HANDLERS"]
 
@@ -38,8 +38,6 @@ async def search(call: ApiRequest) -> web.Response:
     limit = params.get("limit", DEFAULT_LIMIT)
     offset = params.get("offset", 0)
     filters = {name: params[name] for name in _FILTERS if name in params}
-    from conversations import SearchQuery  # TEMPORARY (H4): until H1's store lands
-
     try:
         page = await call.store.search(
             SearchQuery(text=params["q"], limit=limit, offset=offset, **filters)

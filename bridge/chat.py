@@ -14,6 +14,7 @@ never sees that history: only agents do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from bridge.hub import AGENTS, Hub, agent_topic, conversation_topic
@@ -155,9 +156,12 @@ class TextChannels:
         The conversation's widgets always; of the agents, the one who has the
         chat, or all of them while it waits (any may take it). Other agents do
         not get the text of a chat that is not theirs: reading it is an
-        audited ``GET``.
+        audited ``GET``. What is pushed and returned is the redacted text, as
+        every later read shows it (a card number typed in reads ``[card]``).
         """
-        message = await self.store.add_message(conversation.id, speaker, text, at=at)
+        written = await self.store.add_message(conversation.id, speaker, text, at=at)
+        # The store returns the message as written; nobody is shown that but an admin who asks.
+        message = dataclasses.replace(written, text=self.store.redaction.text(written.text))
         event = {
             "type": "chat.message",
             "conversation_id": conversation.id,

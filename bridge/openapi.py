@@ -314,8 +314,8 @@ _SCHEMAS: dict[str, Any] = {
             "conversation_id": ID,
             "recording_id": _nullable(ID),
             "kind": {"type": "string", "enum": ["transcript", "message"]},
-            "item_id": {**ID, "description": "the transcript segment or message matched"},
-            "channel": {"type": "string", "description": "caller/agent, or voice/webchat"},
+            "item_id": {**ID, "description": "the transcript segment (first match) or message"},
+            "channel": {"type": "string", "enum": CHANNELS, "description": "the conversation's"},
             "speaker": {"type": "string"},
             "offset_ms": {
                 "type": ["integer", "null"],

@@ -30,12 +30,12 @@ class PlaybackAudit:
         self, window_s: float = PLAYBACK_WINDOW_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.window_s = window_s
-        self._clock = clock
+        self.clock = clock
         self._marks: dict[tuple[str, int], float] = {}
 
     def should_audit(self, actor: str, recording_id: int) -> bool:
         """True (and marked) if this playback needs an audit entry now."""
-        now = self._clock()
+        now = self.clock()
         key = (actor, recording_id)
         marked = self._marks.get(key)
         if marked is not None and now - marked < self.window_s:

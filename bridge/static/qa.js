@@ -167,7 +167,7 @@ async function showPage(offset) {
 function resultItem(hit) {
   const item = element("li", null, "result");
   const facts = [
-    `${CHANNEL_NAMES[hit.channel] || describeChannel(hit)} #${hit.conversation_id}`,
+    `${CHANNEL_NAMES[hit.channel] || hit.channel} #${hit.conversation_id}`,
     formatTime(hit.started_at),
   ];
   for (const fact of [hit.queue, hit.agent, hit.intent]) if (fact) facts.push(fact);
@@ -183,11 +183,6 @@ function resultItem(hit) {
   });
   item.append(open, snippet(hit.snippet));
   return item;
-}
-
-function describeChannel(hit) {
-  // A transcript hit names the recording's channel (caller/agent): it is a voice call.
-  return hit.kind === "transcript" ? CHANNEL_NAMES.voice : hit.channel;
 }
 
 /** The snippet as text nodes, the matched words in <mark>. */
