@@ -116,6 +116,14 @@ class AsrConfig:
 
 
 @dataclass(slots=True)
+class RecordingsConfig:
+    """Call recordings, their transcription, and the agents' live transcript."""
+
+    # Both legs of a call with an agent go through the recognizer to the agent's page.
+    live_transcript: bool = True
+
+
+@dataclass(slots=True)
 class IvrConfig:
     """The speech IVR that answers inbound calls."""
 
@@ -200,6 +208,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     data_dir: str = "./var"
     drain_timeout_s: float = 30.0
     log_level: str = "info"

@@ -11,7 +11,10 @@ SIP and media:
   transcript), and at the same moment a screen pop with the whole IVR
   transcript and the customer's history on ``/ws/agent``;
 - ``CancelOffer``: CANCEL (or BYE when it raced an answer) to that agent's leg;
-- ``Connected``: hold music stops and the two legs are bridged in the tick;
+- ``Connected``: hold music stops and the two legs are bridged in the tick,
+  and (``recordings.live_transcript``) both legs stream through the recognizer
+  to the agent's page (``hotline.live_transcript``) until the call ends, is
+  transferred or the agent's leg goes away;
 - ``Announce``: the caller's place in the queue and the estimated wait, spoken
   over the hold music.
 
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.hub import AGENTS, agent_topic
 from hotline.config import Config
+from hotline.live_transcript import LIVE_SESSIONS_PER_WORKER, LiveTranscript, conversation_context
 from hotline.logs import call_log
 from routing import (
     Abandoned,
@@ -56,7 +60,11 @@ from sip.ua_events import TransferRequested
 from sip.uri import SipUri
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from hotline.server import Call, HotlineServer
+    from media_core.media_events import MediaEvent
 
 log = logging.getLogger("hotline.contact_center")
 
@@ -167,15 +175,19 @@ class ContactCenter:
         self._manual_offline: set[str] = set()  # agents who logged off while still registered
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.live: LiveTranscript | None = None  # the agents' live transcripts, when on
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the one timer task of the ACD."""
+        """Start the one timer task of the ACD, and the live transcripts when configured."""
+        self.live = _live_transcript(self.server)
         self._task = asyncio.get_running_loop().create_task(self._run_timers())
 
     async def close(self) -> None:
-        """Stop the timer task."""
+        """Stop the live transcripts and the timer task."""
+        if self.live is not None:
+            self.live.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -191,8 +203,11 @@ class ContactCenter:
             self._apply(self.acd.on_timer(now))
             deadline = min(d for d in (self.acd.next_deadline(), next_sweep) if d is not None)
             self._wake.clear()
+            # Not wait_for: on 3.11 it returns when the wake-up and a cancel (close) race,
+            # and the cancel is lost; asyncio.timeout tells its own expiry from a cancel.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self._now()))
+                async with asyncio.timeout(max(0.0, deadline - self._now())):
+                    await self._wake.wait()
 
     # --------------------------------------------------------- from the server
 
@@ -273,7 +288,30 @@ class ContactCenter:
         self._apply(self.acd.left(routed.item, now))  # withdraws the offers still ringing
         self._forget(routed)
 
+    def live_media_event(self, event: MediaEvent) -> bool:
+        """A media event of a leg whose speech is transcribed live; False if none's."""
+        return self.live is not None and self.live.on_media_event(event)
+
+    def live_audio(self, stream_ids: list[int], frames: NDArray[np.int16]) -> None:
+        """One tick's tapped audio (``MediaEngine.on_audio``), for the live transcripts."""
+        if self.live is not None:
+            self.live.on_audio(stream_ids, frames)
+
+    def _live_start(self, routed: Routed, agent_stream: int) -> None:
+        """The caller talks to ``routed.agent`` now: their words go to the agent's page."""
+        caller = routed.caller
+        if self.live is None or routed.agent is None or caller.stream_id is None:
+            return
+        if routed.context.get("consult_from"):
+            return  # two agents talking about a caller: not the customer's conversation
+        self.live.start(caller.leg.call_id, routed.agent, caller.stream_id, agent_stream)
+
+    def _live_stop(self, routed: Routed) -> None:
+        if self.live is not None:
+            self.live.stop(routed.caller.leg.call_id)
+
     def _forget(self, routed: Routed) -> None:
+        self._live_stop(routed)
         self.routed.pop(routed.item, None)
         self._item_of.pop(routed.caller.leg.call_id, None)
 
@@ -311,6 +349,7 @@ class ContactCenter:
         agent = routed.agent
         clog.info("%s transfers the caller to %s (blind)", agent, queue)
         report(200, "OK")  # blind: the caller is now ours to place
+        self._live_stop(routed)
         routed.agent, routed.agent_leg = None, None
         routed.queue = queue
         routed.context |= {"queue": queue.lstrip("@"), "transferred_by": agent}
@@ -356,6 +395,8 @@ class ContactCenter:
         self.routed[merged.item] = merged
         self._item_of[routed.caller.leg.call_id] = merged.item
         new_leg.offer_for = (merged.item, colleague)
+        if new_leg.stream_id is not None:
+            self._live_start(merged, new_leg.stream_id)
         for old in (call, consult_call):
             old.offer_for = None
             server.hangup(old)
@@ -579,6 +620,7 @@ class ContactCenter:
             "connected to %s after %.1f s in %s", connected.agent, connected.waited_s,
             connected.queue,
         )  # fmt: skip
+        self._live_start(routed, stream)
         records = self.server.records
         if records is not None:
             records.connected(caller.leg.call_id, connected.agent, connected.waited_s)
@@ -698,6 +740,24 @@ class ContactCenter:
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
+
+
+def _live_transcript(server: HotlineServer) -> LiveTranscript | None:
+    """The live transcripts of agent calls, if configured and possible."""
+    if not server.config.recordings.live_transcript:
+        return None
+    if server.asr is None or server.hub is None:
+        log.info("live transcript off: it needs the IVR's recognizer and the agents' pages")
+        return None
+    return LiveTranscript(
+        server.media.media_tick,
+        server.asr,
+        server.hub.publish,
+        context=conversation_context(server.flow),
+        max_sessions=server.config.asr.workers * LIVE_SESSIONS_PER_WORKER,
+        topic_of=agent_topic,
+        clock=ContactCenter._now,
+    )
 
 
 def chat_item(conversation_id: int) -> str:

@@ -269,7 +269,7 @@ class HotlineServer:
             on_hangup=self._on_ivr_hangup,
             on_outcome=self._store_outcome,
         )
-        self.media.on_audio = self.ivr.on_audio
+        self.media.on_audio = self._on_audio
         await self.ivr.start()
 
     async def stop(self) -> None:
@@ -677,8 +677,17 @@ class HotlineServer:
         self.media.record(call.stream_id, path, started_at=time.time())
         call.recording_path = path
 
+    def _on_audio(self, stream_ids: list[int], frames: NDArray[np.int16]) -> None:
+        """One tick's tapped legs: callers in the IVR, and legs of live transcripts."""
+        if self.ivr is not None:
+            self.ivr.on_audio(stream_ids, frames)
+        if self.center is not None:
+            self.center.live_audio(stream_ids, frames)
+
     def _on_media_event(self, event: MediaEvent) -> None:
         if self.ivr is not None and self.ivr.on_media_event(event):
+            return
+        if self.center is not None and self.center.live_media_event(event):
             return
         call = self._calls_by_stream.get(event.stream_id)
         if call is None:

@@ -396,3 +396,157 @@ def test_the_conversations_context_has_the_flows_phrases_agents_lines_and_genera
     assert context.general_english == OPEN_QUESTION_GENERAL_ENGLISH
     assert context.grammar is None and context.name == f"{flow.name}.conversation"
     assert conversation_context(None).phrases == AGENT_PHRASES
+
+
+# ------------------------------------------------ wired into the contact center
+
+
+class BrowserPhonesStub:
+    """The page's phone: always ready; rings are remembered."""
+
+    def __init__(self) -> None:
+        self.rung: list[tuple[str, str]] = []
+        self.hung_up: list[str] = []
+
+    def ready(self, agent: str) -> bool:
+        return True
+
+    async def ring(self, agent: str, item: str, context: dict[str, Any]) -> None:
+        self.rung.append((agent, item))
+
+    def hangup(self, item: str) -> None:
+        self.hung_up.append(item)
+
+    def cancel(self, agent: str, item: str, reason: str) -> None:
+        pass
+
+
+def _center(*, live_transcript: bool = True) -> tuple[Any, Any, MediaTick, ScriptedRecognizer]:
+    from types import SimpleNamespace
+
+    from bridge.hub import Hub, agent_topic
+    from hotline.config import AgentConfig, Config, QueueConfig, RecordingsConfig, RoutingConfig
+    from hotline.contact_center import ContactCenter
+    from routing import AgentState
+
+    tick, recognizer, hub = MediaTick(), ScriptedRecognizer(), Hub()
+    config = Config(
+        agents=[AgentConfig("carol", "pw", queues=["operator"])],
+        routing=RoutingConfig(queues=[QueueConfig("operator", ring_timeout_s=30.0)]),
+        recordings=RecordingsConfig(live_transcript=live_transcript),
+    )
+    hung_up: list[Any] = []
+    server = SimpleNamespace(
+        config=config, hub=hub, records=None, browser_phones=BrowserPhonesStub(),
+        media=SimpleNamespace(media_tick=tick), asr=recognizer, flow=Flow.from_file(FLOW),
+        hangup=hung_up.append, _spawn=asyncio_spawn, prompt_library=None, hung_up=hung_up,
+    )  # fmt: skip
+    center = ContactCenter(server, ())  # type: ignore[arg-type]
+    center.start()
+    center._apply(center.acd.set_state("carol", AgentState.AVAILABLE, center._now()))
+    center.pages = hub.subscribe([agent_topic("carol")])  # type: ignore[attr-defined]
+    return center, server, tick, recognizer
+
+
+def asyncio_spawn(coro: Any) -> None:
+    import asyncio
+
+    asyncio.get_running_loop().create_task(coro)
+
+
+def _caller(tick: MediaTick, call_id: str = "call-1") -> Any:
+    from types import SimpleNamespace
+
+    stream = tick.add_stream("PCMU", 0, None, PEER, vad=True)
+    return SimpleNamespace(
+        leg=SimpleNamespace(call_id=call_id), stream_id=stream, queue=None, offer_for=None
+    )
+
+
+async def _pushed(center: Any) -> list[dict[str, Any]]:
+    import asyncio
+
+    await asyncio.sleep(0)
+    events = []
+    while not center.pages._events.empty():
+        events.append(center.pages._events.get_nowait())
+    return events
+
+
+async def test_a_call_answered_in_the_browser_is_transcribed_until_the_agent_hangs_up():
+    center, server, tick, recognizer = _center()
+    try:
+        caller = _caller(tick)
+        center.enqueue(caller, "operator", 0, {"transcript": []})
+        await _pushed(center)
+        assert server.browser_phones.rung == [("carol", "call-1")]
+        browser_leg = tick.add_pcm_stream()
+        center.browser_answered("carol", "call-1", browser_leg)
+        assert set(recognizer.sessions) == {"call-1/customer", "call-1/agent"}
+        assert tick.stream(browser_leg).audio_out and tick.stream(browser_leg).vad is not None
+        assert {"type": "transcript.status", "call_id": "call-1", "state": "live"} in (
+            await _pushed(center)
+        )
+        # Media events and audio reach it the way the server hands them over.
+        assert center.live_media_event(SpeechStarted(browser_leg, 1.0))
+        center.live_audio([caller.stream_id, browser_leg], np.zeros((2, FRAME), np.int16))
+        assert recognizer.sessions["call-1/agent"].fed == FRAME
+        recognizer.sessions["call-1/agent"].say("hello", final=False)
+        (line,) = [e for e in await _pushed(center) if e["type"] == "transcript"]
+        assert (line["speaker"], line["text"], line["final"]) == ("agent", "hello", False)
+
+        center.browser_ended("carol", "call-1")  # she hangs up in the page
+        assert server.hung_up == [caller]  # the caller's leg is hung up
+        assert all(s.closed for s in recognizer.sessions.values())
+        assert not tick.stream(caller.stream_id).audio_out
+        assert not center.live_media_event(SpeechEnded(browser_leg, 2.0))
+        assert {"type": "transcript.status", "call_id": "call-1", "state": "ended"} in (
+            await _pushed(center)
+        )
+    finally:
+        await center.close()
+
+
+async def test_the_caller_hanging_up_ends_the_transcript():
+    center, server, tick, recognizer = _center()
+    try:
+        caller = _caller(tick)
+        center.enqueue(caller, "operator", 0, {"transcript": []})
+        await _pushed(center)
+        center.browser_answered("carol", "call-1", tick.add_pcm_stream())
+        center.leg_ended(caller, None, "BYE")
+        assert server.browser_phones.hung_up == ["call-1"]
+        assert all(s.closed for s in recognizer.sessions.values()) and center.live.calls == {}
+    finally:
+        await center.close()
+
+
+async def test_closing_the_contact_center_ends_every_transcript():
+    center, server, tick, recognizer = _center()
+    caller = _caller(tick)
+    center.enqueue(caller, "operator", 0, {"transcript": []})
+    await _pushed(center)
+    center.browser_answered("carol", "call-1", tick.add_pcm_stream())
+    assert not any(s.closed for s in recognizer.sessions.values())
+    await center.close()
+    assert recognizer.sessions and all(s.closed for s in recognizer.sessions.values())
+
+
+async def test_no_transcript_when_it_is_off_or_for_a_consultation():
+    center, server, tick, recognizer = _center(live_transcript=False)
+    try:
+        assert center.live is None
+        assert not center.live_media_event(SpeechStarted(1, 0.0))
+        center.live_audio([1], np.zeros((1, FRAME), np.int16))  # nothing to do
+    finally:
+        await center.close()
+    center, server, tick, recognizer = _center()
+    try:
+        consult = _caller(tick, "consult-1")
+        center.enqueue(consult, "operator", 50, {"transcript": [], "consult_from": "alice"})
+        await _pushed(center)
+        center.browser_answered("carol", "consult-1", tick.add_pcm_stream())
+        assert center.routed["consult-1"].agent == "carol"
+        assert recognizer.sessions == {}, "two agents talking about a caller: no transcript"
+    finally:
+        await center.close()
