@@ -64,8 +64,8 @@ def add_subcommand(commands: Any) -> None:
         description=(
             "Search what was said in transcribed recordings and chat messages, and print "
             'each match with its call, its time and a snippet. Query syntax: words, "a '
-            'phrase", OR, NOT word (or -word), prefix*, ( ). A query that starts with "-" '
-            'goes after "--". Only redacted text is shown.'
+            'phrase", OR, NOT word (or -word), prefix*, ( ). Put a query that starts with "-" '
+            'last, after "--". Only redacted text is shown.'
         ),
     )
     search.add_argument("query", help='e.g. "chest pain", \'refund OR "money back"\'')
