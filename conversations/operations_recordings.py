@@ -192,12 +192,15 @@ def claim_transcription(
 
     Jobs that used all their attempts become ``failed`` on the way instead.
     """
-    yield Query(
-        "UPDATE transcription_jobs SET status = ?, error = COALESCE(error, ?), token = NULL, "
-        "lease_until = NULL, updated_at = ? WHERE attempts >= max_attempts AND "
-        "((status = ? AND not_before <= ?) OR (status = ? AND lease_until < ?))",
-        ("failed", _GAVE_UP, now, "pending", now, "running", now),
-    )
+    # One statement per status, so each walks its (status, id) index entries only,
+    # never the done jobs that pile up.
+    for status, due in (("pending", "not_before <= ?"), ("running", "lease_until < ?")):
+        yield Query(
+            "UPDATE transcription_jobs SET status = ?, error = COALESCE(error, ?), token = NULL, "
+            f"lease_until = NULL, updated_at = ? WHERE status = ? AND {due} "
+            "AND attempts >= max_attempts",
+            ("failed", _GAVE_UP, now, status, now),
+        )
     for _ in range(_CLAIM_RACES):
         pending = yield Query(
             "SELECT id FROM transcription_jobs WHERE status = ? AND not_before <= ? "

@@ -179,21 +179,26 @@ def search(dialect: str, plan: SearchPlan) -> Op[SearchPage]:
         score, order = "bm25(search_fts)", "score"
     where = " AND ".join((match, *(clause for clause, _ in plan.filters)))
     values = tuple(value for _, value in plan.filters)
-    newest = yield Query(
-        f"SELECT {doc_id} FROM {source} WHERE {where} ORDER BY {doc_id} DESC LIMIT ?",
+    # The newest RANK_WINDOW + 1 matches, aggregated in the database (fetching the
+    # ids would cost more than finding them): how many, and the oldest.
+    rows = yield Query(
+        f"SELECT count(*), min(doc_id) FROM (SELECT {doc_id} AS doc_id FROM {source} "
+        f"WHERE {where} ORDER BY {doc_id} DESC LIMIT ?) newest",
         (plan.match, *values, RANK_WINDOW + 1),
     )
-    if not newest:
+    count, oldest = int(rows[0][0]), rows[0][1]
+    if count == 0:
         return SearchPage((), 0)
-    total: int | None = len(newest)
-    if len(newest) > RANK_WINDOW:
+    total: int | None = count
+    floor = 0  # rank every match
+    if count > RANK_WINDOW:
+        floor = oldest  # rank the newer ones only: RANK_WINDOW of them
         total = None
         if not plan.filters:
             rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (plan.match,))
             total = int(rows[0][0])
-    floor = newest[min(len(newest), RANK_WINDOW) - 1][0]
     ranked = yield Query(
-        f"SELECT {doc_id}, {score} AS score FROM {source} WHERE {where} AND {doc_id} >= ? "
+        f"SELECT {doc_id}, {score} AS score FROM {source} WHERE {where} AND {doc_id} > ? "
         f"ORDER BY {order}, {doc_id} DESC LIMIT ? OFFSET ?",
         (
             *((plan.match,) if dialect == "postgresql" else ()),
