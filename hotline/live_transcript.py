@@ -47,13 +47,13 @@ from numpy.typing import NDArray
 
 from asr.engine import RecognitionContext
 from asr.results import Hypothesis
+from ivr.flow import Flow
 from ivr.runner import PREROLL_S
-from ivr.session import OPEN_QUESTION_GENERAL_ENGLISH
+from ivr.session import OPEN_QUESTION_GENERAL_ENGLISH, IvrSession
 from media_core.media_events import MediaEvent, SpeechEnded, SpeechStarted
 from media_core.tick import MediaTick
 
 __all__ = [
-    "AGENT_PHRASES",
     "LAG_LIMIT_S",
     "LIVE_SESSIONS_PER_WORKER",
     "MAX_UTTERANCE_S",
@@ -76,20 +76,6 @@ LAG_LIMIT_S = 2.0  # a live final later than this after the speech ended: satura
 _LAG_WINDOW_S = 30.0  # how long a late final counts against new calls
 SPEAKERS = ("customer", "agent")
 
-#: What agents typically say, added to the flow's phrases for the language model.
-AGENT_PHRASES = (
-    "hello this is the hospital how can i help you",
-    "thank you for calling",
-    "how can i help you today",
-    "can i have your name please",
-    "can i have your date of birth",
-    "let me check that for you",
-    "one moment please",
-    "i will transfer you now",
-    "is there anything else i can help you with",
-    "have a good day goodbye",
-)
-
 
 class Recognizer(Protocol):
     """What the live transcript needs of ``asr.service.AsrService``."""
@@ -102,30 +88,20 @@ class Recognizer(Protocol):
         """A recognizer session (``AsrSession``) that reports to ``on_result``."""
 
 
-class FlowLike(Protocol):
-    """What ``conversation_context`` needs of an ``ivr.flow.Flow``."""
+def conversation_context(flow: Flow | None) -> RecognitionContext:
+    """What the recognizer expects in a conversation with an agent: the IVR's open question.
 
-    name: str
-    matcher: Any  # .phrases() -> tuple[str, ...]
-    operator: Any  # .phrases: tuple[str, ...]
-
-
-def conversation_context(flow: FlowLike | None) -> RecognitionContext:
-    """What the recognizer expects in a conversation with an agent.
-
-    The flow's phrases (what callers say about their problem), the operator's,
-    and agents' usual lines, with the general English share of the IVR's open
-    question: people in a conversation use words no phrase has.
+    The flow's phrases (what callers say about their problem) and the operator's,
+    with the open question's share of general English for the words no phrase has.
+    It is the very context of the flow's listen step, which the workers compile at
+    start (``AsrService.prepare``) and cache: a language model of its own would cost
+    each worker seconds on its first live line, and memory.
     """
-    phrases: dict[str, None] = {}
     if flow is not None:
-        phrases |= dict.fromkeys(flow.matcher.phrases())
-        phrases |= dict.fromkeys(flow.operator.phrases)
-    phrases |= dict.fromkeys(AGENT_PHRASES)
-    name = f"{flow.name}.conversation" if flow is not None else "conversation"
-    return RecognitionContext(
-        phrases=tuple(phrases), name=name, general_english=OPEN_QUESTION_GENERAL_ENGLISH
-    )
+        for context in IvrSession(flow, None, "live").recognition_contexts():
+            if context.grammar is None and context.general_english > 0:
+                return context
+    return RecognitionContext(name="conversation", general_english=OPEN_QUESTION_GENERAL_ENGLISH)
 
 
 @dataclass(slots=True, eq=False)
