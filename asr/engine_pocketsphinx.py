@@ -497,7 +497,7 @@ class PocketsphinxDecoder:
         native = self._live()
         duration_s = self._fed_samples / RATE_HZ
         words: list[Word] = []
-        for seg in native.seg():
+        for seg in native.seg() or ():  # None when nothing was heard (a grammar on silence)
             if _is_filler(seg.word):
                 continue
             start_s = min(max(seg.start_frame / FRAMES_PER_S - self._delay_s, 0.0), duration_s)
