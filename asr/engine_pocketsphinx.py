@@ -447,18 +447,18 @@ class PocketsphinxDecoder:
         if not text or text == self._last_partial:
             return None
         self._last_partial = text
-        return self._hypothesis(final=False)
+        return self._hypothesis(native, final=False)
 
     def finish(self) -> Hypothesis:
         """End the utterance and return its final hypothesis."""
         native = self._live()
+        self._native = None  # the utterance is over, whatever happens below
         flush = np.zeros(-(-self._resampler.delay_samples // 2), dtype=np.int16)
         native.process_raw(self._resampler.process(flush).tobytes(), False, False)
         native.end_utt()
-        final = self._hypothesis(final=True)
+        final = self._hypothesis(native, final=True)
         if self._engine.nbest > 0 and final.text:
             final = replace(final, alternatives=self._alternatives(native, final.text))
-        self._native = None
         return final
 
     def _alternatives(self, native: pocketsphinx.Decoder, best: str) -> tuple[str, ...]:
@@ -493,8 +493,7 @@ class PocketsphinxDecoder:
     def _words_of_text(text: str) -> list[str]:
         return [_clean(w) for w in text.split() if not _is_filler(w)]
 
-    def _hypothesis(self, *, final: bool) -> Hypothesis:
-        native = self._live()
+    def _hypothesis(self, native: pocketsphinx.Decoder, *, final: bool) -> Hypothesis:
         duration_s = self._fed_samples / RATE_HZ
         words: list[Word] = []
         for seg in native.seg() or ():  # None when nothing was heard (a grammar on silence)

@@ -148,17 +148,23 @@ def _prepare(engine: Engine, contexts: tuple[RecognitionContext, ...]) -> None:
     A pocketsphinx open question's LM takes seconds to build; built on a caller's
     first utterance, that caller's final would miss the IVR's finalize timeout.
     """
-    decoder = engine.decoder()
-    try:
-        for context in contexts:
+    for context in contexts:
+        try:
+            decoder = engine.decoder()
+        except Exception:
+            log.exception("could not make a decoder to prepare %r", context.name)
+            return
+        try:
+            decoder.start(context)
+            decoder.accept(bytes(_PREPARE_SILENCE_BYTES))
+            decoder.finish()
+        except Exception:
+            log.exception("could not prepare context %r", context.name)
+        finally:
             try:
-                decoder.start(context)
-                decoder.accept(bytes(_PREPARE_SILENCE_BYTES))
-                decoder.finish()
+                decoder.close()
             except Exception:
-                log.exception("could not prepare context %r", context.name)
-    finally:
-        decoder.close()
+                log.exception("could not close the decoder that prepared %r", context.name)
 
 
 def process_main(backend: str, model_path: str | None, inbox: Any, outbox: Any) -> None:

@@ -112,3 +112,12 @@ def test_general_bigrams_list_telling_pairs_normalised_over_the_vocabulary(engin
         assert history == "<s>" or history in vocabulary
         assert set(row) <= vocabulary | {"</s>"}
         assert 0.0 < sum(row.values()) <= 1.0 + 1e-9
+
+
+def test_a_grammar_utterance_of_silence_is_an_empty_final(engine, yes_no) -> None:
+    decoder = engine.decoder()
+    final = decode(decoder, np.zeros(1600, np.int16), yes_no)[-1]
+    assert final.final and final.text == "" and final.words == ()
+    # ... and the decoder goes on: the next utterance and closing work.
+    decode(decoder, np.zeros(1600, np.int16), yes_no)
+    decoder.close()

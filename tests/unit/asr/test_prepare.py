@@ -56,7 +56,7 @@ def test_a_worker_compiles_each_context_and_says_so() -> None:
     engine = ScriptedEngine()
     sent = run(engine, [("prepare", 7, (OPEN, YES_NO))])
     assert engine.started == ["open", "confirm"]
-    assert engine.closed == 1  # one throwaway decoder, back to the pool
+    assert engine.closed == 2  # throwaway decoders, back to the pool
     assert sent == [("prepared", 7)]
 
 
