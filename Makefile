@@ -40,6 +40,7 @@ bench: install
 	$(PY) benchmarks/asr_ivr.py --quick
 	$(PY) benchmarks/store.py --quick
 	$(PY) benchmarks/routing.py --quick
+	$(PY) benchmarks/search.py --quick
 
 clean:
 	rm -rf build *.egg-info media_core/*.so media_core/_*.c $(VENV)
