@@ -398,6 +398,16 @@ class MediaEngine:
         recorder = LazyRecorder(path, self.media_tick.rate_hz, started_at)
         self.media_tick.record(stream_id, recorder)
 
+    async def recordings_written(self) -> None:
+        """Wait until every recording chunk handed out so far is on disk.
+
+        A stream removed by ``close_stream`` has queued its last chunk, which also
+        closes its file; after this returns, that file is complete (the writer
+        thread writes chunks in order, so a no-op behind them marks the point).
+        """
+        self._flush_recordings()
+        await asyncio.get_running_loop().run_in_executor(self._writer, _nothing)
+
     def stats(self, stream_id: int) -> StreamStats:
         """A snapshot of a stream's counters.
 
@@ -536,3 +546,7 @@ class MediaEngine:
                 self.tick_errors += 1
                 if self.tick_errors == 1 or self.tick_errors % 1000 == 0:
                     log.exception("media tick failed (%d failures so far)", self.tick_errors)
+
+
+def _nothing() -> None:
+    """A no-op for the recording writer: when it runs, everything before it is written."""
