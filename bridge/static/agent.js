@@ -479,7 +479,9 @@ function liveLine(frame) {
       item.dataset.offsetMs = String(offsetMs);
       item.append(
         element("span", offsetText(offsetMs), "muted time"),
+        " ",
         element("span", LIVE_SPEAKERS[speaker], "speaker"),
+        " ",
         element("span", "", "text"),
       );
       // In the order the lines were spoken: before the first that started later.
