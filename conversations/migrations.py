@@ -218,31 +218,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             # with the filters' values copied from its conversation and recording
             # (kept in step by update_conversation and register_recording), so a
             # search reads no other table until it has its page.
-            """CREATE TABLE search_items (
-                id {id},
-                kind TEXT NOT NULL,
-                item_id BIGINT NOT NULL,
-                conversation_id BIGINT NOT NULL REFERENCES conversations (id),
-                channel TEXT NOT NULL,
-                started_at DOUBLE PRECISION NOT NULL,
-                queue TEXT,
-                agent TEXT,
-                intent TEXT,
-                duration_s DOUBLE PRECISION,
-                UNIQUE (kind, item_id)
-            )""",
+            PerDialect(
+                # body: the redacted text as indexed (search_query.tokens); tags: the
+                # filters as words (operations_search.tags_of). search_fts indexes
+                # both, with this table as its external content, so re-tagging a
+                # document deletes exactly what was indexed.
+                sqlite="""CREATE TABLE search_items (
+                    id {id},
+                    kind TEXT NOT NULL,
+                    item_id BIGINT NOT NULL,
+                    conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+                    channel TEXT NOT NULL,
+                    started_at DOUBLE PRECISION NOT NULL,
+                    queue TEXT,
+                    agent TEXT,
+                    intent TEXT,
+                    duration_s DOUBLE PRECISION,
+                    body TEXT NOT NULL,
+                    tags TEXT NOT NULL,
+                    UNIQUE (kind, item_id)
+                )""",
+                postgresql="""CREATE TABLE search_items (
+                    id {id},
+                    kind TEXT NOT NULL,
+                    item_id BIGINT NOT NULL,
+                    conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+                    channel TEXT NOT NULL,
+                    started_at DOUBLE PRECISION NOT NULL,
+                    queue TEXT,
+                    agent TEXT,
+                    intent TEXT,
+                    duration_s DOUBLE PRECISION,
+                    document tsvector NOT NULL,
+                    UNIQUE (kind, item_id)
+                )""",
+            ),
             "CREATE INDEX search_items_conversation ON search_items (conversation_id)",
             PerDialect(
-                # Contentless (the redacted text lives in its own tables): the index
-                # only, rowid = search_items.id. Its input is already cut into
-                # words by search_query.tokens, which unicode61 leaves as they are.
-                sqlite="CREATE VIRTUAL TABLE search_fts USING fts5("
-                "body, content='', tokenize='unicode61')",
-                postgresql="ALTER TABLE search_items ADD COLUMN document tsvector NOT NULL",
+                sqlite="CREATE VIRTUAL TABLE search_fts USING fts5(body, tags, "
+                "content='search_items', content_rowid='id', tokenize='unicode61')",
+                postgresql="CREATE INDEX search_items_document "
+                "ON search_items USING GIN (document)",
             ),
-            PerDialect(
-                postgresql="CREATE INDEX search_items_document ON search_items USING GIN (document)"
-            ),
+            # PostgreSQL can AND these with the GIN index's bitmap; SQLite's filters
+            # are tags in search_fts instead.
+            PerDialect(postgresql="CREATE INDEX search_items_started ON search_items (started_at)"),
+            PerDialect(postgresql="CREATE INDEX search_items_queue ON search_items (queue)"),
+            PerDialect(postgresql="CREATE INDEX search_items_agent ON search_items (agent)"),
+            PerDialect(postgresql="CREATE INDEX search_items_intent ON search_items (intent)"),
         ),
     ),
 )

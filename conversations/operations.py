@@ -67,7 +67,6 @@ USER_COLUMNS = "id, name, roles, password_hash, agent_state, created_at, disable
 TOKEN_COLUMNS = "id, name, scopes, created_at, revoked"
 AUDIT_COLUMNS = "id, at, actor, action, target, detail"
 DEFAULT_AGENT_STATE = "offline"
-_SEARCH_FILTERS = ("queue", "agent", "intent")  # conversation columns copied to search_items
 
 
 # ---------------------------------------------------------------- drivers
@@ -379,7 +378,10 @@ def open_conversation(
 def update_conversation(
     conversation_id: int, changes: dict[str, str], now: float
 ) -> Op[Conversation]:
-    """Set the given columns (only those, so concurrent updates of others survive)."""
+    """Set the given columns (only those, so concurrent updates of others survive).
+
+    ``operations_search.update_conversation`` wraps it to keep the search index in step.
+    """
     current = yield from get_conversation(conversation_id)
     if current is None:
         raise NotFound(f"conversation {conversation_id}")
@@ -394,14 +396,7 @@ def update_conversation(
         f"UPDATE conversations SET {assignments} WHERE id = ? RETURNING {CONVERSATION_COLUMNS}",
         (*columns.values(), conversation_id),
     )
-    updated = _conversation(rows[0])
-    if any(name in changes for name in _SEARCH_FILTERS):
-        # The search index keeps copies of these for its filters.
-        yield Query(
-            "UPDATE search_items SET queue = ?, agent = ?, intent = ? WHERE conversation_id = ?",
-            (updated.queue, updated.agent, updated.intent, conversation_id),
-        )
-    return updated
+    return _conversation(rows[0])
 
 
 def get_conversation(conversation_id: int) -> Op[Conversation | None]:

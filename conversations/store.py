@@ -59,7 +59,7 @@ from conversations.model_transcripts import (
 )
 from conversations.operations import Job, Op, Outcome
 from conversations.redaction import RedactionPolicy
-from conversations.search_query import parse, positive_terms, to_fts5, to_tsquery
+from conversations.search_query import parse
 from conversations.transcripts import check_confidence, prepare_segments
 from conversations.writer import BatchWriter
 
@@ -348,7 +348,9 @@ class Store(abc.ABC):
         if recording is not None:
             changes["recording"] = check.check_text("recording", recording, max_chars=4096)
         now = self._clock()
-        return await self._write(lambda: ops.update_conversation(conversation_id, changes, now))
+        return await self._write(
+            lambda: ops_search.update_conversation(self.dialect, conversation_id, changes, now)
+        )
 
     async def get_conversation(self, conversation_id: int) -> Conversation | None:
         """One conversation by id."""
@@ -658,9 +660,11 @@ class Store(abc.ABC):
 
         See ``search_query`` for the language and ``operations_search`` for
         the plan. ``total`` is exact, except None when more than
-        ``RANK_WINDOW`` (5,000) documents match a filtered search (counting
-        them all would cost more than the search); past that many matches,
-        relevance ranks the newest 5,000, and pages end there.
+        ``RANK_WINDOW`` (5,000) documents match and a filter is checked
+        outside the full-text index (SQLite: a date or duration; PostgreSQL:
+        any filter), where counting them all would cost more than the search.
+        Past that many matches, relevance ranks the newest 5,000, and pages
+        end there.
 
         Raises:
             InvalidValue: bad syntax in ``query.text`` or a bad filter.
@@ -668,37 +672,25 @@ class Store(abc.ABC):
         if not isinstance(query, SearchQuery):
             raise InvalidValue(f"query must be a SearchQuery, not {type(query).__name__}")
         tree = parse(query.text)
-        filters: list[tuple[str, Any]] = []
-        for clause, value in (
-            ("i.started_at >= ?", query.since),
-            ("i.started_at < ?", query.until),
-        ):
-            if value is not None:
-                filters.append((clause, check.check_time("since/until", value)))
-        for name in ("queue", "agent", "intent"):
-            text = check.check_optional_text(name, getattr(query, name))
-            if text is not None:
-                filters.append((f"i.{name} = ?", text))
-        if query.channel is not None:
-            filters.append(
-                ("i.channel = ?", check.check_choice("channel", query.channel, CHANNELS))
-            )
-        for clause, name in (
-            ("i.duration_s >= ?", "min_duration_s"),
-            ("i.duration_s <= ?", "max_duration_s"),
-        ):
-            value = getattr(query, name)
-            if value is not None:
-                filters.append((clause, check.check_amount(name, value)))
+        where = ops_search.SearchFilters(
+            since=None if query.since is None else check.check_time("since", query.since),
+            until=None if query.until is None else check.check_time("until", query.until),
+            queue=check.check_optional_text("queue", query.queue),
+            agent=check.check_optional_text("agent", query.agent),
+            intent=check.check_optional_text("intent", query.intent),
+            channel=None
+            if query.channel is None
+            else check.check_choice("channel", query.channel, CHANNELS),
+            min_duration_s=None
+            if query.min_duration_s is None
+            else check.check_amount("min_duration_s", query.min_duration_s),
+            max_duration_s=None
+            if query.max_duration_s is None
+            else check.check_amount("max_duration_s", query.max_duration_s),
+        )
         limit = check.check_count("limit", query.limit, low=1, high=MAX_SEARCH_LIMIT)
         offset = check.check_count("offset", query.offset, high=ops_search.RANK_WINDOW)
-        plan = ops_search.SearchPlan(
-            match=to_tsquery(tree) if self.dialect == "postgresql" else to_fts5(tree),
-            filters=tuple(filters),
-            terms=positive_terms(tree),
-            limit=limit,
-            offset=offset,
-        )
+        plan = ops_search.plan(self.dialect, tree, where, limit, offset)
         return await self._read(ops_search.search(self.dialect, plan))
 
     # ------------------------------------------------------------ users
