@@ -87,13 +87,13 @@ def add_subcommand(commands: Any) -> None:
         "--min-duration",
         type=float,
         metavar="SECONDS",
-        help="only conversations this long or longer",
+        help="only calls whose recording lasts this long or longer",
     )
     search.add_argument(
         "--max-duration",
         type=float,
         metavar="SECONDS",
-        help="only conversations this long or shorter",
+        help="only calls whose recording lasts this long or shorter",
     )
     search.add_argument(
         "--limit",
@@ -224,9 +224,15 @@ def _missing_sqlite_file(url: str) -> str | None:
 def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Run ``hotline search``; return the exit status (0, 1: store failed, 2: bad input)."""
     from conversations import InvalidValue, SearchQuery, StoreError
+    from conversations.search_query import parse
 
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        parse(args.query)  # the store's own parser: a syntax error needs no store
+    except InvalidValue as exc:
+        print(f"hotline search: bad query: {exc}", file=err)
+        return 2
     try:
         since = parse_time(args.since, utc=args.utc) if args.since else None
         until = parse_time(args.until, end_of_day=True, utc=args.utc) if args.until else None
@@ -263,8 +269,8 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
     ansi = not args.json and _is_terminal(out)
     try:
         asyncio.run(_search(url, query, args, out, ansi=ansi))
-    except InvalidValue as exc:  # the query's syntax, or a filter the store refuses
-        print(f"hotline search: bad query: {exc}", file=err)
+    except InvalidValue as exc:  # a filter the store refuses (the query parsed above)
+        print(f"hotline search: {exc}", file=err)
         return 2
     except StoreError as exc:
         print(f"hotline search: {exc}", file=err)

@@ -215,11 +215,20 @@ def test_limit_and_offset_page_through(store, capsys):
     assert first != second
 
 
-def test_bad_query_syntax_exits_2(store, capsys):
+def test_bad_query_syntax_exits_2(store, tmp_path, capsys):
     url, _ = store
     status, out, err = search(capsys, "(chest pain", "--store", url)
     assert status == 2 and out == ""
-    assert err.startswith("hotline search: bad query:")
+    assert err.startswith("hotline search: bad query:") and "(" in err
+    # Found before any store is opened.
+    status, _, err = search(capsys, "refund OR", "--store", f"sqlite:///{tmp_path / 'no.db'}")
+    assert status == 2 and err.startswith("hotline search: bad query:")
+
+
+def test_a_filter_the_store_refuses_exits_2(store, capsys):
+    url, _ = store
+    status, _, err = search(capsys, "chest", "--store", url, "--limit", "100000")
+    assert status == 2 and err.startswith("hotline search: ") and "limit" in err
 
 
 @pytest.mark.parametrize(
