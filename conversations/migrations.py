@@ -260,9 +260,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 postgresql="CREATE INDEX search_items_document "
                 "ON search_items USING GIN (document)",
             ),
+            # A date filter open on one side is closed with the oldest or newest document.
+            "CREATE INDEX search_items_started ON search_items (started_at)",
             # PostgreSQL can AND these with the GIN index's bitmap; SQLite's filters
             # are tags in search_fts instead.
-            PerDialect(postgresql="CREATE INDEX search_items_started ON search_items (started_at)"),
             PerDialect(postgresql="CREATE INDEX search_items_queue ON search_items (queue)"),
             PerDialect(postgresql="CREATE INDEX search_items_agent ON search_items (agent)"),
             PerDialect(postgresql="CREATE INDEX search_items_intent ON search_items (intent)"),

@@ -54,6 +54,7 @@ __all__ = [
     "document_text",
     "index_document",
     "plan",
+    "run_plan",
     "search",
     "tags_of",
     "unredacted_messages",
@@ -135,8 +136,23 @@ def day_blocks(first_day: int, last_day: int) -> list[str]:
     return blocks
 
 
-def plan(dialect: str, tree: Node, where: SearchFilters, limit: int, offset: int) -> SearchPlan:
-    """How to run a parsed query with checked filters on one dialect (not an operation)."""
+def plan(
+    dialect: str,
+    tree: Node,
+    where: SearchFilters,
+    limit: int,
+    offset: int,
+    started: tuple[float, float] | None = None,
+) -> SearchPlan:
+    """How to run a parsed query with checked filters on one dialect (not an operation).
+
+    ``started``: the oldest and newest document's ``started_at``, which close a
+    date range open on one side (SQLite: a short range is day words).
+    """
+    since, until = where.since, where.until
+    if started is not None and (since is None) != (until is None):
+        since = started[0] if since is None else since
+        until = started[1] + 1.0 if until is None else until
     clauses: list[tuple[str, Any]] = []
     for clause, value in (
         ("i.started_at >= ?", where.since),
@@ -162,9 +178,9 @@ def plan(dialect: str, tree: Node, where: SearchFilters, limit: int, offset: int
         )
         if value is not None
     ]
-    if where.since is not None and where.until is not None and where.until > where.since:
-        first_day = math.floor(where.since / DAY_S)
-        last_day = math.ceil(where.until / DAY_S) - 1  # until is exclusive
+    if since is not None and until is not None and until > since:
+        first_day = math.floor(since / DAY_S)
+        last_day = math.ceil(until / DAY_S) - 1  # until is exclusive
         if last_day - first_day < MAX_TAGGED_DAYS:
             tags.append("(" + " OR ".join(f'"{b}"' for b in day_blocks(first_day, last_day)) + ")")
     match = "{body} : (" + to_fts5(tree) + ")"
@@ -317,8 +333,25 @@ def backfill_messages(dialect: str, redacted: Sequence[tuple[int, int, str]]) ->
 # ---------------------------------------------------------------- searching
 
 
-def search(dialect: str, plan: SearchPlan) -> Op[SearchPage]:
-    """A page of documents matching ``plan``, best first; see the module docstring."""
+def search(
+    dialect: str, tree: Node, where: SearchFilters, limit: int, offset: int
+) -> Op[SearchPage]:
+    """A page of documents matching the query and filters, best first; see the module docstring."""
+    started = None
+    if dialect == "sqlite" and (where.since is None) != (where.until is None):
+        # Two sub-queries: SQLite reads a min() or a max() alone off the index's ends.
+        rows = yield Query(
+            "SELECT (SELECT min(started_at) FROM search_items), "
+            "(SELECT max(started_at) FROM search_items)"
+        )
+        if rows[0][0] is None:
+            return SearchPage((), 0)
+        started = (float(rows[0][0]), float(rows[0][1]))
+    return (yield from run_plan(dialect, plan(dialect, tree, where, limit, offset, started)))
+
+
+def run_plan(dialect: str, planned: SearchPlan) -> Op[SearchPage]:
+    """A page of documents matching a plan, best first."""
     if dialect == "postgresql":
         source, doc_id = "search_items i", "i.id"
         match = "i.document @@ to_tsquery('simple', ?)"
@@ -326,18 +359,18 @@ def search(dialect: str, plan: SearchPlan) -> Op[SearchPage]:
     else:
         # The items table only when a filter needs it: FTS5 alone counts faster.
         source = "search_fts"
-        if plan.filters:
+        if planned.filters:
             source += " JOIN search_items i ON i.id = search_fts.rowid"
         doc_id, match = "search_fts.rowid", "search_fts MATCH ?"
         score, order = "bm25(search_fts, 1.0, 0.0)", "score"  # tags weigh nothing
-    where = " AND ".join((match, *(clause for clause, _ in plan.filters)))
-    values = tuple(value for _, value in plan.filters)
+    where = " AND ".join((match, *(clause for clause, _ in planned.filters)))
+    values = tuple(value for _, value in planned.filters)
     # The newest RANK_WINDOW + 1 matches, aggregated in the database (fetching the
     # ids would cost more than finding them): how many, and the oldest.
     rows = yield Query(
         f"SELECT count(*), min(doc_id) FROM (SELECT {doc_id} AS doc_id FROM {source} "
         f"WHERE {where} ORDER BY {doc_id} DESC LIMIT ?) newest",
-        (plan.match, *values, RANK_WINDOW + 1),
+        (planned.match, *values, RANK_WINDOW + 1),
     )
     count, oldest = int(rows[0][0]), rows[0][1]
     if count == 0:
@@ -347,26 +380,26 @@ def search(dialect: str, plan: SearchPlan) -> Op[SearchPage]:
     if count > RANK_WINDOW:
         floor = oldest  # rank the newer ones only: RANK_WINDOW of them
         total = None
-        if not plan.filters:
-            rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (plan.match,))
+        if not planned.filters:
+            rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (planned.match,))
             total = int(rows[0][0])
     ranked = yield Query(
         f"SELECT {doc_id}, {score} AS score FROM {source} WHERE {where} AND {doc_id} > ? "
         f"ORDER BY {order}, {doc_id} DESC LIMIT ? OFFSET ?",
         (
-            *((plan.match,) if dialect == "postgresql" else ()),
-            plan.match,
+            *((planned.match,) if dialect == "postgresql" else ()),
+            planned.match,
             *values,
             floor,
-            plan.limit,
-            plan.offset,
+            planned.limit,
+            planned.offset,
         ),
     )
     if not ranked:
         return SearchPage((), total)
     sign = 1.0 if dialect == "postgresql" else -1.0  # bm25: lower is better
     ranks = {row[0]: sign * float(row[1]) for row in ranked}
-    hits = yield from _hits([row[0] for row in ranked], ranks, plan.terms)
+    hits = yield from _hits([row[0] for row in ranked], ranks, planned.terms)
     return SearchPage(tuple(hits), total)
 
 

@@ -690,8 +690,7 @@ class Store(abc.ABC):
         )
         limit = check.check_count("limit", query.limit, low=1, high=MAX_SEARCH_LIMIT)
         offset = check.check_count("offset", query.offset, high=ops_search.RANK_WINDOW)
-        plan = ops_search.plan(self.dialect, tree, where, limit, offset)
-        return await self._read(ops_search.search(self.dialect, plan))
+        return await self._read(ops_search.search(self.dialect, tree, where, limit, offset))
 
     # ------------------------------------------------------------ users
 
