@@ -99,12 +99,12 @@ class TranscriptionRunner:
             settings: node name, concurrency, lease and retry timing.
 
         Raises:
-            ValueError: fewer than one worker, or a lease too short to renew.
+            ValueError: fewer than one worker, or a lease that is not positive.
         """
         if settings.workers < 1:
             raise ValueError(f"recordings.workers must be at least 1, not {settings.workers}")
-        if settings.lease_s < 3:
-            raise ValueError(f"recordings.lease_s must be at least 3 s, not {settings.lease_s}")
+        if settings.lease_s <= 0:
+            raise ValueError(f"recordings.lease_s must be positive, not {settings.lease_s}")
         self.store = store
         self.settings = settings
         self.root = Path(recordings_root)

@@ -169,6 +169,7 @@ class TranscriptionPool:
         self.size = workers
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
+        self._busy: set[_Worker] = set()
         self._replacing: set[asyncio.Task[None]] = set()
         self._serial = 0
         self._closed = False
@@ -177,6 +178,11 @@ class TranscriptionPool:
     def pids(self) -> list[int]:
         """The worker processes' ids."""
         return [w.process.pid for w in self._all if w.process.pid is not None]
+
+    @property
+    def busy_pids(self) -> list[int]:
+        """The ids of the workers transcribing a file right now."""
+        return [w.process.pid for w in self._busy if w.process.pid is not None]
 
     async def start(self) -> None:
         """Spawn the workers and wait until each has loaded its recognizer.
@@ -217,6 +223,7 @@ class TranscriptionPool:
             raise TranscriptionError("the transcription pool is closed")
         worker = await self._idle.get()
         healthy = False
+        self._busy.add(worker)
         try:
             try:
                 worker.conn.send(("transcribe", path))
@@ -225,6 +232,7 @@ class TranscriptionPool:
             message = await worker.receive(timeout_s)
             healthy = True
         finally:
+            self._busy.discard(worker)
             if healthy:
                 self._idle.put_nowait(worker)
             else:  # died, timed out or cancelled mid-job: its state is unknown
