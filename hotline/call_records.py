@@ -9,7 +9,9 @@
   confidences and offsets into the recording) becomes messages, its events call
   events, and the conversation gets intent, queue and recording;
 - ``queued`` / ``call_ended``: status changes (``queued``, then ``closed`` or
-  ``abandoned`` when the caller hangs up before an agent answered).
+  ``abandoned`` when the caller hangs up before an agent answered);
+- ``recording_closed``: once the media core has closed the call's recording, it
+  is registered (``recordings.registry``), which queues its transcription.
 
 Agents' pages hear of each step through the bridge's hub (``call.event``).
 One call's writes run in order on one chain of tasks, so a slow or failing store
@@ -22,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bridge.hub import AGENTS, Hub, agent_topic
@@ -29,20 +33,32 @@ from conversations import (
     Conversation,
     ConversationFilter,
     Customer,
+    Recording,
     Store,
     StoreError,
     normalize_phone,
 )
 from hotline.logs import call_log
+from recordings.registry import register_file
 from sip.address import NameAddress
 from sip.errors import RemoteProtocolError
 
-__all__ = ["CallRecords", "caller_identity"]
+__all__ = ["CallRecords", "RecordingOptions", "caller_identity"]
 
 # What of an IVR outcome the call's "ivr.outcome" event and the agents' pages carry.
 _SUMMARY_KEYS = (
     "intent", "confidence", "queue", "priority", "method", "attempts", "decision_latency_ms",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingOptions:
+    """How a closed recording is registered: under which root, by which node, queued or not."""
+
+    root: Path
+    node: str
+    transcribe: bool = True
+    max_attempts: int = 3
 
 
 def caller_identity(
@@ -228,6 +244,46 @@ class CallRecords:
                 self._publish(call_id, "ended", {"status": status})
 
         self._then(call_id, write, last=True)
+
+    def recording_closed(
+        self,
+        call_id: str,
+        file: Path,
+        started_at: float,
+        options: RecordingOptions,
+        then: Callable[[Recording], None] | None = None,
+    ) -> None:
+        """The call's recording is complete on disk: register it (after the call's other writes).
+
+        ``then`` gets the registered recording (the server wakes the transcription runner).
+        """
+
+        async def write() -> None:
+            conversation_id = self._conversations.get(call_id)
+            if conversation_id is None:  # call_ended has forgotten it: ask the store
+                conversation = await self.store.conversation_for_call(call_id)
+                if conversation is None:
+                    return
+                conversation_id = conversation.id
+            try:
+                recording = await register_file(
+                    self.store, conversation_id, call_id, file, root=options.root,
+                    started_at=started_at, node=options.node, transcribe=options.transcribe,
+                    max_attempts=options.max_attempts,
+                )  # fmt: skip
+            except FileNotFoundError:
+                call_log("hotline.call_records", call_id).warning(
+                    "recording %s was never written; not registered", file
+                )
+                return
+            call_log("hotline.call_records", call_id).info(
+                "recording %s registered (%.1f s)%s", recording.path, recording.duration_s,
+                ", transcription queued" if options.transcribe else "",
+            )  # fmt: skip
+            if then is not None:
+                then(recording)
+
+        self._then(call_id, write)
 
     async def close(self) -> None:
         """Wait for every call's pending writes."""

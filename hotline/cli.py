@@ -222,7 +222,7 @@ def _run_server(config: Config) -> int:
     from bridge.settings import BridgeSettings
     from conversations import open_store
     from hotline.call_records import CallRecords
-    from hotline.config import store_url
+    from hotline.config import recordings_dir, redaction_policy, store_url
     from hotline.server import HotlineServer
 
     try:
@@ -232,7 +232,9 @@ def _run_server(config: Config) -> int:
 
     async def run() -> None:
         country = config.store.default_country_code
-        store = open_store(store_url(config), default_country_code=country)
+        store = open_store(
+            store_url(config), default_country_code=country, redaction=redaction_policy(config)
+        )
         await store.start()  # runs the schema migrations
         hub = Hub()
         records = CallRecords(store, hub, country)
@@ -244,6 +246,7 @@ def _run_server(config: Config) -> int:
             max_body_bytes=config.http.max_body_bytes,
             session_lifetime_s=config.http.session_lifetime_s,
             default_country_code=country,
+            recordings_dir=recordings_dir(config),
         )
         try:
             await server.start()

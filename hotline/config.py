@@ -8,13 +8,18 @@ fix a bad file without reading code. Command-line flags override the file.
 from __future__ import annotations
 
 import dataclasses
+import re
+import socket
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from conversations import RedactionPolicy
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults" / "hotline.yaml"
 
@@ -119,8 +124,56 @@ class AsrConfig:
 class RecordingsConfig:
     """Call recordings, their transcription, and the agents' live transcript."""
 
+    # Where recordings go (day folders below it); default DATA_DIR/recordings. Several
+    # nodes share one path (a network mount) so that any node can play or transcribe.
+    dir: str | None = None
+    retention_days: float | None = 90.0  # audio older than this is deleted; null: kept
+    transcribe: bool = True  # post-call transcription of every recording
+    workers: int = 1  # transcription processes (each loads its own recognizer)
+    max_attempts: int = 3  # tries per recording before its job is failed
+    lease_s: float = 60.0  # a node that stops renewing for this long loses the job
+    # The recognizer for transcription; null: asr.backend / asr.model_path. A site
+    # points vosk at a bigger model here than the IVR's live one.
+    backend: str | None = None
+    model_path: str | None = None
+    node: str | None = None  # this node's name in the job queue; null: the host name
+    sweep_interval_s: float = 3600.0  # how often retention looks for expired audio
     # Both legs of a call with an agent go through the recognizer to the agent's page.
     live_transcript: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retention_days is not None and self.retention_days <= 0:
+            raise ValueError("retention_days: must be positive, or null to keep recordings")
+        if not 1 <= self.workers <= 64:
+            raise ValueError("workers: must be 1..64")
+        if not 1 <= self.max_attempts <= 100:
+            raise ValueError("max_attempts: must be 1..100")
+        if self.lease_s < 5:
+            raise ValueError("lease_s: must be 5 or more (the lease is renewed every third)")
+        if self.backend is not None and self.backend not in ("pocketsphinx", "vosk"):
+            raise ValueError(f"backend: unknown recognizer {self.backend!r} (pocketsphinx, vosk)")
+        if self.sweep_interval_s <= 0:
+            raise ValueError("sweep_interval_s: must be positive")
+        if self.node is not None and not self.node.strip():
+            raise ValueError("node: must not be empty")
+
+
+@dataclass(slots=True)
+class RedactionConfig:
+    """What is masked in stored transcripts, chat messages and the search index."""
+
+    enabled: bool = True
+    cards: bool = True  # 13-19 digits passing Luhn, typed or spoken
+    phones: bool = True
+    ids: bool = True  # id_patterns, and any other run of 7 or more digits
+    id_patterns: list[str] = field(default_factory=lambda: [r"\b\d{3}-\d{2}-\d{4}\b"])
+
+    def __post_init__(self) -> None:
+        for index, pattern in enumerate(self.id_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"id_patterns[{index}]: not a regular expression: {exc}") from None
 
 
 @dataclass(slots=True)
@@ -209,6 +262,7 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
     data_dir: str = "./var"
     drain_timeout_s: float = 30.0
     log_level: str = "info"
@@ -219,6 +273,30 @@ class Config:
 def store_url(config: Config) -> str:
     """The conversation store's URL: the configured one, else SQLite in the data dir."""
     return config.store.url or f"sqlite:///{Path(config.data_dir) / 'hotline.db'}"
+
+
+def recordings_dir(config: Config) -> Path:
+    """Where recordings go: ``recordings.dir``, else ``DATA_DIR/recordings``."""
+    return Path(config.recordings.dir or Path(config.data_dir) / "recordings")
+
+
+def node_name(config: Config) -> str:
+    """This node's name in the transcription queue: ``recordings.node``, else the host name."""
+    return config.recordings.node or socket.gethostname()
+
+
+def redaction_policy(config: Config) -> RedactionPolicy:
+    """The store's ``RedactionPolicy`` from the ``redaction`` section."""
+    from conversations import RedactionPolicy
+
+    section = config.redaction
+    return RedactionPolicy(
+        cards=section.cards,
+        phones=section.phones,
+        ids=section.ids,
+        id_patterns=tuple(section.id_patterns),
+        enabled=section.enabled,
+    )
 
 
 def parse_port_range(text: str) -> tuple[int, int]:

@@ -35,9 +35,10 @@ from asr.service import AsrService
 from bridge.hub import Hub
 from bridge.live import PHONE_UNAVAILABLE
 from hotline.call_records import CallRecords, caller_identity
-from hotline.config import Config, ConfigError
+from hotline.config import Config, ConfigError, recordings_dir
 from hotline.contact_center import ContactCenter
 from hotline.logs import call_log
+from hotline.recordings_service import RecordingsService
 from ivr.actions import Hangup, Transfer
 from ivr.flow import Flow
 from ivr.outcome import IvrOutcome
@@ -98,6 +99,7 @@ class Call:
     rtp_port: int | None = None  # allocated for this call; owned by the stream once open
     opening: bool = False  # a socket is being bound for rtp_port
     recording_path: Path | None = None
+    recording_started_at: float | None = None  # wall clock of the recording's first sample
     answered: asyncio.Future[bool] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     inbound: bool = False
@@ -159,7 +161,11 @@ class HotlineServer:
         self._greeting = tone_pcm(config.media.greeting_tone_hz, 1000)
         self._hold_music = _hold_music()
         self._calls_by_stream: dict[int, Call] = {}
-        self.recordings_dir = Path(config.data_dir) / "recordings"
+        self.recordings_dir = recordings_dir(config)
+        # Registration, transcription and retention need the store.
+        self.recordings: RecordingsService | None = None
+        if records is not None:
+            self.recordings = RecordingsService(config, records, self.media.recordings_written)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -178,6 +184,11 @@ class HotlineServer:
                     "configuration", None, "media.greeting_prompt", str(exc)
                 ) from None
         await self.media.start()
+        if self.recordings is not None:
+            flow = self.flow
+            if flow is None and self.config.recordings.transcribe:
+                flow = await self._flow_for_transcription()
+            await self.recordings.start(flow)
         self.center = ContactCenter(self, self.flow.queues() if self.flow is not None else ())
         if self.hub is not None:
             self.browser_phones = self._browser_phones(self.center, self.hub)
@@ -272,6 +283,15 @@ class HotlineServer:
         self.media.on_audio = self._on_audio
         await self.ivr.start()
 
+    async def _flow_for_transcription(self) -> Flow | None:
+        """With the IVR off, the configured flow still tells transcription what callers say."""
+        path = Path(self.config.ivr.flow) if self.config.ivr.flow else DEMO_FLOW
+        try:
+            return await asyncio.to_thread(Flow.from_file, path)
+        except FlowError as exc:
+            log.warning("transcription without the flow's phrases: %s", exc)
+            return None
+
     async def stop(self) -> None:
         """Close everything; ``serve_forever`` returns."""
         self.endpoint.close()
@@ -283,7 +303,9 @@ class HotlineServer:
             await self.ivr.close()
         if self.asr is not None:
             await self.asr.close()
-        await self.media.stop()
+        await self.media.stop()  # every recording is closed on disk now
+        if self.recordings is not None:
+            await self.recordings.stop()
         for task in list(self._tasks):
             task.cancel()
         self._stopped.set()
@@ -307,6 +329,7 @@ class HotlineServer:
                 "calls": len(self.ivr.calls) if self.ivr is not None else 0,
                 "queued": {q["name"]: q["length"] for q in self.queues() if q["length"]},
             },
+            "recordings": self.recordings.status() if self.recordings is not None else None,
         }
 
     def call_outcome(self, call_id: str) -> dict[str, object] | None:
@@ -674,7 +697,8 @@ class HotlineServer:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         name = recording_name(call.leg.call_id)
         path = self.recordings_dir / day / f"{name}.{self.config.media.recording_format}"
-        self.media.record(call.stream_id, path, started_at=time.time())
+        call.recording_started_at = time.time()
+        self.media.record(call.stream_id, path, started_at=call.recording_started_at)
         call.recording_path = path
 
     def _on_audio(self, stream_ids: list[int], frames: NDArray[np.int16]) -> None:
@@ -737,6 +761,11 @@ class HotlineServer:
                 s.latched,
             )
             self.media.close_stream(call.stream_id)
+            if call.recording_path is not None and self.recordings is not None:
+                assert call.recording_started_at is not None
+                self.recordings.call_ended(
+                    call.leg.call_id, call.recording_path, call.recording_started_at
+                )
         elif call.rtp_port is not None and not call.opening:
             self.media.release_port(call.rtp_port)
         if call.answered is not None and not call.answered.done():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge.hub import AGENTS, Hub
@@ -91,3 +92,36 @@ async def test_a_store_error_is_counted_and_the_calls_other_writes_go_on(tmp_pat
         conversation = await store.conversation_for_call("c2@host")
         assert conversation is not None and conversation.status == "closed"
         assert records.errors == 1
+
+
+async def test_a_closed_recording_is_registered_after_the_calls_end(tmp_path: Path) -> None:
+    from hotline.call_records import RecordingOptions
+    from media_core.recording import WavRecorder
+
+    root = tmp_path / "recordings"
+    file = root / "2027-01-15" / "c1@host.wav"
+    file.parent.mkdir(parents=True)
+    with WavRecorder(file) as recorder:
+        for _ in range(100):  # 2 s of 20 ms ticks
+            recorder.write(np.zeros(160, np.int16), np.zeros(160, np.int16))
+    registered = []
+    async with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        records = CallRecords(store, None)
+        records.call_started("c1@host", "<sip:+15551230001@host>;tag=9", None)
+        records.call_ended("c1@host", answered_by_agent=True)  # forgets the conversation
+        options = RecordingOptions(root, "node-a", transcribe=True, max_attempts=2)
+        records.recording_closed("c1@host", file, 1_800_000_000.0, options, registered.append)
+        records.recording_closed("c9@host", root / "missing.wav", 1.0, options)  # no such call
+        records.call_started("c2@host", "<sip:+15551230002@host>;tag=9", None)
+        records.recording_closed("c2@host", root / "never-written.wav", 1.0, options)
+        await records.close()
+        (recording,) = registered
+        assert (recording.call_id, recording.path, recording.duration_s) == (
+            "c1@host", "2027-01-15/c1@host.wav", 2.0,
+        )  # fmt: skip
+        assert (recording.node, recording.ended_at) == ("node-a", 1_800_000_002.0)
+        job = await store.transcription_job(recording.id)
+        assert job is not None and (job.status, job.max_attempts) == ("pending", 2)
+        other = await store.conversation_for_call("c2@host")
+        assert other is not None and await store.recordings_of(other.id) == []
+        assert records.errors == 0

@@ -146,3 +146,45 @@ def test_every_serve_option_is_documented_in_help(capsys: pytest.CaptureFixture[
         "--drain-timeout",
     ):
         assert option in text
+
+
+def test_recordings_and_redaction_sections_parse_and_bad_values_name_the_place(tmp_path: Path):
+    from hotline.config import node_name, recordings_dir, redaction_policy
+
+    config = load_config()
+    assert recordings_dir(config) == Path("./var/recordings")
+    assert (config.recordings.retention_days, config.recordings.workers) == (90.0, 1)
+    assert node_name(config)  # the host name
+    policy = redaction_policy(config)
+    assert policy.enabled and policy.id_patterns == (r"\b\d{3}-\d{2}-\d{4}\b",)
+    text = (
+        "recordings:\n  dir: /mnt/shared/recordings\n  retention_days: null\n"
+        "  backend: vosk\n  model_path: /opt/vosk-en\n  node: node-a\n"
+        "redaction:\n  phones: false\n  id_patterns: ['\\bMRN\\d{6}\\b']\n"
+    )
+    config = load_config(site(tmp_path, text))
+    assert recordings_dir(config) == Path("/mnt/shared/recordings")
+    assert config.recordings.retention_days is None and node_name(config) == "node-a"
+    assert (config.recordings.backend, config.recordings.model_path) == ("vosk", "/opt/vosk-en")
+    policy = redaction_policy(config)
+    assert not policy.phones and policy.id_patterns == (r"\bMRN\d{6}\b",)
+    for bad, line, field, problem in (
+        ("recordings:\n  workers: 0\n", 2, "recordings", "workers: must be 1..64"),
+        ("recordings:\n  retention_days: 0\n", 2, "recordings", "retention_days: must be positive"),
+        ("recordings:\n  lease_s: 1\n", 2, "recordings", "lease_s: must be 5 or more"),
+        ("recordings:\n  backend: whisper\n", 2, "recordings", "backend: unknown recognizer"),
+        (
+            "recordings:\n  retention_days: soon\n",
+            2,
+            "recordings.retention_days",
+            "expected a number",
+        ),
+        ("redaction:\n  id_patterns: ['(']\n", 2, "redaction", "id_patterns[0]: not a regular"),
+        ("redaction:\n  cards: maybe\n", 2, "redaction.cards", "expected true or false"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_config(site(tmp_path, bad))
+        error = caught.value
+        assert (error.line, error.field_path) == (line, field), bad
+        assert error.problem.startswith(problem), error.problem
+        assert str(error).startswith(f"{tmp_path / 'site.yaml'}:{line}: {field}: ")
