@@ -33,7 +33,8 @@
 ``--quick`` fills 10,000 transcripts (not the 100,000 of the goal; the output
 and the JSON say so), runs 3 rounds and a shorter transcription sample: under
 60 s. ``--db PATH`` keeps the filled store (and reuses it on the next run with
-the same ``--transcripts`` and ``--seed``), to rerun the queries alone.
+the same ``--transcripts``, ``--seed`` and store migrations), to rerun the
+queries alone.
 
 Output: the fill, a latency table, ``benchmarks/out/search.png`` (latency
 histogram) and one JSON line: ``{"bench": "search", "search_p95_ms": X,
@@ -816,11 +817,20 @@ def plot(latencies_ms: list[float], result: dict[str, Any], transcripts: int) ->
     return path
 
 
+def schema_fingerprint() -> str:
+    """The store's migrations, hashed: a kept --db made by other migrations is not reused."""
+    import hashlib
+
+    from conversations.migrations import MIGRATIONS
+
+    return hashlib.sha1(repr(MIGRATIONS).encode()).hexdigest()[:12]
+
+
 def db_marker(path: Path) -> Path:
     return path.with_name(path.name + ".bench.json")
 
 
-def reusable(db: Path, wanted: dict[str, int]) -> bool:
+def reusable(db: Path, wanted: dict[str, Any]) -> bool:
     """Whether ``db`` was filled by this benchmark with these settings (else it must not exist)."""
     marker = db_marker(db)
     if db.exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
@@ -920,7 +930,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-search-") as directory:
         db = args.db.resolve() if args.db else Path(directory) / "var" / "hotline.db"
         db.parent.mkdir(parents=True, exist_ok=True)
-        wanted = {"transcripts": transcripts, "seed": args.seed, "generator": GENERATOR_VERSION}
+        wanted = {
+            "transcripts": transcripts,
+            "seed": args.seed,
+            "generator": GENERATOR_VERSION,
+            "schema": schema_fingerprint(),
+        }
         reuse = reusable(db, wanted)
         result = asyncio.run(search_part(db, transcripts, args.seed, rounds, reuse))
         db_marker(db).write_text(json.dumps(wanted))
