@@ -2,15 +2,18 @@
 
 ``hotline search "chest pain" --since 2026-11-01`` opens the configured store
 (``--store URL``, else the store of ``--config FILE``, else the defaults'
-``sqlite:///var/hotline.db``, as ``hotline user``/``hotline token`` do), runs
+``sqlite:///var/hotline.db``, as ``hotline user``/``hotline token`` do; with
+the configuration's country code and redaction policy, as the server does), runs
 ``Store.search`` and prints one match per entry: when it was said, where in the
 recording (``mm:ss.s``), who said it, the call (SIP Call-ID and conversation
 id) and the snippet with the matched words in bold on a terminal, in
 ``[brackets]`` otherwise. ``--json`` prints one JSON object per line instead.
 
-The command only reads: it shows the redacted text that the qa role sees
-(there is no flag for the unredacted text; that is the admin's, in the
-bridge, audited) and never creates a store that does not exist.
+The command only reads (beyond what opening any store does: its migrations,
+and redacting messages stored before redaction existed): it shows the redacted
+text that the qa role sees (there is no flag for the unredacted text; that is
+the admin's, in the bridge, audited) and never creates a store that does not
+exist.
 
 Query syntax (the store's): words (all must match), ``"a phrase"``, ``OR``,
 ``NOT word`` or ``-word``, ``prefix*`` and parentheses. A bad query or a bad
@@ -195,14 +198,22 @@ def _duration(value: float | None, flag: str) -> float | None:
     return value
 
 
-def _store_url(args: argparse.Namespace) -> str:
-    """``--store``, else the store of ``--config`` (or of the defaults)."""
-    if args.store:
-        return str(args.store)
-    from hotline.config import ConfigError, load_config, store_url
+def _store_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The store's URL (``--store``, else the configuration's) and ``open_store`` options.
+
+    The options are the server's (country code, redaction policy): opening a
+    store may back-fill the redaction of old messages, which must follow the
+    site's policy.
+    """
+    from hotline.config import ConfigError, load_config, redaction_policy, store_url
 
     try:
-        return store_url(load_config(args.config))
+        config = load_config(args.config)
+        options = {
+            "default_country_code": config.store.default_country_code,
+            "redaction": redaction_policy(config),
+        }
+        return (str(args.store) if args.store else store_url(config)), options
     except ConfigError as exc:
         raise UsageError(f"configuration error: {exc}") from None
 
@@ -255,7 +266,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
             limit=args.limit,
             offset=args.offset,
         )
-        url = _store_url(args)
+        url, options = _store_settings(args)
     except UsageError as exc:
         print(f"hotline search: {exc}", file=err)
         return 2
@@ -268,7 +279,7 @@ def run(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | Non
         return 1
     ansi = not args.json and _is_terminal(out)
     try:
-        asyncio.run(_search(url, query, args, out, ansi=ansi))
+        asyncio.run(_search(url, options, query, args, out, ansi=ansi))
     except InvalidValue as exc:  # a filter the store refuses (the query parsed above)
         print(f"hotline search: {exc}", file=err)
         return 2
@@ -286,11 +297,17 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 
 async def _search(
-    url: str, query: Any, args: argparse.Namespace, out: IO[str], *, ansi: bool
+    url: str,
+    options: dict[str, Any],
+    query: Any,
+    args: argparse.Namespace,
+    out: IO[str],
+    *,
+    ansi: bool,
 ) -> None:
     from conversations import open_store
 
-    async with open_store(url) as store:
+    async with open_store(url, **options) as store:
         page = await store.search(query)
         call_ids = await _call_ids(store, {hit.conversation_id for hit in page.hits})
     for hit in page.hits:
