@@ -9,11 +9,16 @@ worker keeps a crash in native code to that worker.
 Messages on one duplex ``Pipe`` per worker (plain tuples):
 
     parent -> worker                  worker -> parent
-    ("transcribe", path)              ("ready",) | ("failed", reason)   once, at start
-    ("stop",)                         ("done", Transcription) | ("error", reason)
+    ("settings", TranscriberSettings) ("ready",) | ("failed", reason)   once, at start
+    ("transcribe", path)              ("done", Transcription) | ("error", reason)
+    ("stop",)
 
 The parent never blocks: it waits for a worker's answer with ``add_reader`` on
-the pipe, so the event loop only unpickles a finished result. A worker that
+the pipe, then reads and unpickles it on a thread. The settings
+(the flow's phrases: hundreds of kB) go over the pipe from a thread, once the
+child reads: as an argument of ``Process`` they were written while ``start``
+held the loop, until the new interpreter had imported enough to read them
+(0.5 s measured). A worker that
 dies (its pipe reads EOF) fails its job with ``WorkerLost`` and is replaced;
 one that runs past the job's time limit is killed and replaced too.
 
@@ -69,7 +74,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def worker_main(settings: TranscriberSettings, conn: Any, parent_pid: int) -> None:
+def worker_main(conn: Any, parent_pid: int) -> None:
     """A worker process: load the recognizer once, then transcribe until told to stop."""
     _die_with_parent(parent_pid)
     with contextlib.suppress(OSError):
@@ -81,6 +86,9 @@ def worker_main(settings: TranscriberSettings, conn: Any, parent_pid: int) -> No
     # The IVR's workers already logged how each out-of-dictionary phrase word is said.
     logging.getLogger("asr").setLevel(logging.WARNING)
     try:
+        kind, settings = conn.recv()
+        if kind != "settings":
+            raise RuntimeError(f"expected the settings first, not {kind!r}")
         transcriber = Transcriber(settings)
         transcriber.warm_up()
     except Exception as exc:
@@ -104,13 +112,14 @@ def worker_main(settings: TranscriberSettings, conn: Any, parent_pid: int) -> No
 class _Worker:
     """One process and our end of its pipe."""
 
-    def __init__(self, settings: TranscriberSettings, name: str) -> None:
+    def __init__(self, name: str) -> None:
+        """Start the process (on the loop's thread: the child dies with that thread)."""
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
         self.name = name
         self.conn = ours
         self.process = context.Process(
-            target=worker_main, args=(settings, theirs, os.getpid()), name=name, daemon=True
+            target=worker_main, args=(theirs, os.getpid()), name=name, daemon=True
         )
         self.process.start()
         theirs.close()  # the child holds the only other end: EOF when it dies
@@ -140,7 +149,8 @@ class _Worker:
         try:
             if not self.conn.poll():  # the sentinel: it exited with nothing more to say
                 raise EOFError
-            message: tuple[Any, ...] = self.conn.recv()
+            # A long call's result is a few MB to read and unpickle: off the loop.
+            message: tuple[Any, ...] = await asyncio.to_thread(self.conn.recv)
         except (EOFError, OSError):
             self.process.join(_STOP_TIMEOUT_S)
             raise WorkerLost(f"{self.name} exited (code {self.process.exitcode})") from None
@@ -199,11 +209,12 @@ class TranscriptionPool:
 
     async def _spawn(self) -> _Worker:
         self._serial += 1
-        worker = _Worker(self.settings, f"transcription-worker-{self._serial}")
+        worker = _Worker(f"transcription-worker-{self._serial}")
         self._all.add(worker)
         try:
+            await asyncio.to_thread(worker.conn.send, ("settings", self.settings))
             message = await worker.receive(_START_TIMEOUT_S)
-        except (WorkerLost, TimeoutError) as exc:
+        except (WorkerLost, TimeoutError, OSError) as exc:
             await self._discard(worker)
             raise TranscriptionError(f"{worker.name} did not start: {exc}") from None
         if message[0] != "ready":
