@@ -104,17 +104,17 @@ class RecordingsService:
         Raises:
             ConfigError: vosk is asked for and has no model.
         """
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-        self.retention.start()
-        if not self.config.recordings.transcribe:
-            return
         settings = transcriber_settings(self.config, flow)
-        if settings.backend == "vosk":
+        if self.config.recordings.transcribe and settings.backend == "vosk":
             where = "recordings" if self.config.recordings.model_path else "asr"
             try:
                 await asyncio.to_thread(find_vosk_model, settings.model_path)
             except ModelNotFoundError as exc:
                 raise ConfigError("configuration", None, f"{where}.model_path", str(exc)) from None
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        self.retention.start()
+        if not self.config.recordings.transcribe:
+            return
         self.pool = TranscriptionPool(settings, self.config.recordings.workers)
         self._starting = asyncio.get_running_loop().create_task(
             self._start_transcription(self.pool), name="transcription-start"

@@ -279,8 +279,10 @@ class TranscriptionPool:
     async def close(self) -> None:
         """Stop every worker now (a job in progress is abandoned, not finished)."""
         self._closed = True
-        for task in list(self._replacing):
+        replacing = list(self._replacing)
+        for task in replacing:
             task.cancel()
+        await asyncio.gather(*replacing, return_exceptions=True)
         workers, self._all = list(self._all), set()
         for worker in workers:
             with contextlib.suppress(OSError, ValueError):
