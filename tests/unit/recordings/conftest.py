@@ -1,13 +1,14 @@
-"""Fixtures of the recordings tests: the store (SQLite, fake clock) and the demo flow's phrases."""
+"""Fixtures of the recordings tests: the store (SQLite, PostgreSQL; fake clock), flow phrases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from conversations import Store, open_store
+from tests.pg import PostgresUnavailable, ThrowawayPostgres
 
 START = 1_800_000_000.0  # the fake clock's start (2027-01-15)
 
@@ -40,9 +41,26 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'hotline.db'}", clock=clock)
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    try:
+        cluster = ThrowawayPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL store tests need a server: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Store]:
+    """An empty store on each backend (several nodes share a PostgreSQL one)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    else:
+        url = request.getfixturevalue("postgres").empty_database()
+    store = open_store(url, clock=clock)
     await store.start()
     yield store
     await store.close()

@@ -270,3 +270,34 @@ async def test_a_deleted_recording_fails_its_job(store: Store, tmp_path: Path):
         await runner.stop()
     assert transcriber.calls == [] and job is not None
     assert await _status(store, recording_id) in ("pending", "failed")
+
+
+async def test_two_nodes_share_the_queue_and_each_recording_is_done_once(
+    store: Store, tmp_path: Path
+):
+    ids = [await _register(store, f"call-{n}") for n in range(8)]
+    transcribers = [ScriptedTranscriber(), ScriptedTranscriber()]
+    runners = [
+        TranscriptionRunner(
+            store, transcriber, tmp_path, RunnerSettings(node, lease_s=30, poll_s=0.02)
+        )
+        for node, transcriber in zip(("node-a", "node-b"), transcribers, strict=True)
+    ]
+    for transcriber in transcribers:
+        transcriber.go.clear()
+    for runner in runners:
+        await runner.start()
+    try:
+        await until(lambda: all(t.running == 1 for t in transcribers))  # one job each
+        for transcriber in transcribers:
+            transcriber.go.set()
+        for recording_id in ids:
+            await until(lambda r=recording_id: _status_is(store, r, "done"))
+    finally:
+        for runner in runners:
+            await runner.stop()
+    paths = transcribers[0].calls + transcribers[1].calls
+    assert sorted(paths) == sorted(
+        {str(tmp_path / "2027-01-15" / f"call-{n}.wav") for n in range(8)}
+    )
+    assert sum(r.completed for r in runners) == 8 and all(t.calls for t in transcribers)
