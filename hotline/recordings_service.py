@@ -12,7 +12,9 @@ section of the configuration:
   flow's intent phrases, and the agent side also its prompts) worked by
   ``recordings.runner`` under this node's name. They start in the background,
   so the server takes calls at once; jobs wait in the store meanwhile;
-- ``recordings.retention.RetentionSweep`` every ``sweep_interval_s``.
+- ``recordings.retention.RetentionSweep`` every ``sweep_interval_s``;
+- once, ``ORPHAN_QUIET_S`` after the start, ``recordings.orphans.adopt_orphans``
+  registers recordings of calls that a crash cut off (never registered).
 
 ``stop`` ends the runner (jobs in progress go back to the queue), the workers
 and the sweep, then waits (bounded) for registrations still on their way.
@@ -28,9 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asr.models import ModelNotFoundError, find_vosk_model
+from conversations import StoreError
 from hotline.call_records import CallRecords, RecordingOptions
 from hotline.config import Config, ConfigError, node_name, recordings_dir
 from hotline.logs import call_log
+from recordings.orphans import adopt_orphans
 from recordings.retention import RetentionSweep
 from recordings.runner import RunnerSettings, TranscriptionRunner
 from recordings.transcribe import TranscriberSettings
@@ -47,6 +51,8 @@ log = logging.getLogger("hotline.recordings")
 # the IVR says exactly these, often.
 PROMPT_WEIGHT = 10
 _REGISTRATION_WAIT_S = 10.0  # at stop, for recordings closed just before
+# A recording nobody has written for this long, and never registered, was cut off by a crash.
+ORPHAN_QUIET_S = 600.0
 
 
 def transcriber_settings(config: Config, flow: Flow | None) -> TranscriberSettings:
@@ -96,7 +102,9 @@ class RecordingsService:
             records.store, self.root, section.retention_days, interval_s=section.sweep_interval_s
         )
         self._starting: asyncio.Task[None] | None = None
+        self._adopting: asyncio.Task[None] | None = None
         self._registering: set[asyncio.Task[None]] = set()
+        self.orphan_quiet_s = ORPHAN_QUIET_S
 
     async def start(self, flow: Flow | None) -> None:
         """Check the recognizer's model, start retention, and start transcription in the background.
@@ -113,6 +121,9 @@ class RecordingsService:
                 raise ConfigError("configuration", None, f"{where}.model_path", str(exc)) from None
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         self.retention.start()
+        self._adopting = asyncio.get_running_loop().create_task(
+            self._adopt_orphans(), name="recordings-adopt"
+        )
         if not self.config.recordings.transcribe:
             return
         self.pool = TranscriptionPool(settings, self.config.recordings.workers)
@@ -138,6 +149,19 @@ class RecordingsService:
             "transcription: %s x%d as node %r, recordings in %s",
             pool.settings.backend, section.workers, self.node, self.root,
         )  # fmt: skip
+
+    async def _adopt_orphans(self) -> None:
+        await asyncio.sleep(self.orphan_quiet_s)
+        try:
+            adopted = await adopt_orphans(
+                self.records.store, self.root, node=self.node, quiet_s=self.orphan_quiet_s,
+                transcribe=self.options.transcribe, max_attempts=self.options.max_attempts,
+            )  # fmt: skip
+        except StoreError as exc:
+            log.error("recordings left by a crash: %s", exc)
+            return
+        if adopted and self.runner is not None:
+            self.runner.wake()
 
     def call_ended(self, call_id: str, file: Path, started_at: float) -> None:
         """A recorded call ended: register its file once the media core has closed it."""
@@ -177,10 +201,11 @@ class RecordingsService:
 
     async def stop(self) -> None:
         """Stop transcription and retention; wait for registrations on their way."""
-        if self._starting is not None:
-            self._starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starting
+        for task in (self._starting, self._adopting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.runner is not None:
             await self.runner.stop()
         if self.pool is not None:

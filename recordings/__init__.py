@@ -12,10 +12,11 @@ WebRTC VAD cuts each channel into spans -> an ``asr`` decoder per channel ->
 segments whose words are timed in the recording) -> back to the store, which
 redacts and indexes them for search. ``retention`` deletes audio older than the
 configured days and marks it deleted; transcripts stay searchable.
+``orphans`` registers recordings of calls a crash cut off (never hung up).
 
 Sans-IO: ``utterances``, ``retention``'s cutoff and path checks,
 ``runner.retry_delay_s``. Thin I/O shells: ``registry``, ``runner``,
-``retention.RetentionSweep``, ``transcribe_pool``.
+``retention.RetentionSweep``, ``orphans``, ``transcribe_pool``.
 
 May import: ``asr``, ``media_core``, ``conversations``.
 """
