@@ -219,10 +219,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             # (kept in step by update_conversation and register_recording), so a
             # search reads no other table until it has its page.
             PerDialect(
-                # body: the redacted text as indexed (search_query.tokens); tags: the
-                # filters as words (operations_search.tags_of). search_fts indexes
-                # both, with this table as its external content, so re-tagging a
-                # document deletes exactly what was indexed.
+                # SQLite: narrow rows, so the look-ups of a filtered search stay in cache
+                # (the indexed words live in search_content).
                 sqlite="""CREATE TABLE search_items (
                     id {id},
                     kind TEXT NOT NULL,
@@ -234,8 +232,6 @@ MIGRATIONS: tuple[Migration, ...] = (
                     agent TEXT,
                     intent TEXT,
                     duration_s DOUBLE PRECISION,
-                    body TEXT NOT NULL,
-                    tags TEXT NOT NULL,
                     UNIQUE (kind, item_id)
                 )""",
                 postgresql="""CREATE TABLE search_items (
@@ -253,10 +249,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                     UNIQUE (kind, item_id)
                 )""",
             ),
+            # body: the redacted text as indexed (search_query.tokens); tags: the
+            # filters as words (operations_search.tags_of). search_fts indexes both,
+            # with this table as its external content, so re-tagging a document
+            # deletes exactly the words that were indexed.
+            PerDialect(
+                sqlite="""CREATE TABLE search_content (
+                    id INTEGER PRIMARY KEY REFERENCES search_items (id),
+                    body TEXT NOT NULL,
+                    tags TEXT NOT NULL
+                )"""
+            ),
             "CREATE INDEX search_items_conversation ON search_items (conversation_id)",
             PerDialect(
                 sqlite="CREATE VIRTUAL TABLE search_fts USING fts5(body, tags, "
-                "content='search_items', content_rowid='id', tokenize='unicode61')",
+                "content='search_content', content_rowid='id', tokenize='unicode61')",
                 postgresql="CREATE INDEX search_items_document "
                 "ON search_items USING GIN (document)",
             ),

@@ -4,7 +4,7 @@ A search document is a recording's transcript or one message, in its redacted
 form, cut into words by ``search_query.tokens``. ``search_items`` has a row per
 document with the values the filters need (copied from the conversation and
 recording); its id is the document's id in the full-text index: SQLite's FTS5
-table ``search_fts`` (rowid; external content: ``search_items.body`` and
+table ``search_fts`` (rowid; external content: ``search_content.body`` and
 ``.tags``), or PostgreSQL's ``document`` tsvector column with its GIN index
 (``to_tsvector('simple', ...)``).
 
@@ -15,15 +15,13 @@ of two word lists inside FTS5 instead of a look-up of every call that says
 help (at 100,000 calls: ~2 ms against ~40 ms). Dates and durations are still
 checked exactly on ``search_items``, after FTS5 has narrowed the documents.
 
-A search runs in two steps, so that ranking stays cheap (bm25 costs ~2.5 us per
-matching row on SQLite, counting ~0.05 us): the count and the oldest id of the
-newest ``RANK_WINDOW + 1`` matches (an index walk, no ranking, aggregated in
-the database) give the total, when there are at most ``RANK_WINDOW``, and the
-oldest id worth ranking; then only those are ranked, ``ORDER BY rank LIMIT``.
-So a word found in most calls costs about what one found in 5,000 does:
-relevance then ranks the newest 5,000 matches. Only the page's hits are read
-in full (``search_match`` finds the matched word and cuts the snippet in
-Python).
+A search is one statement (``run_plan``): the matches are walked newest
+first, filtered, and only the newest ``RANK_WINDOW + 1`` are scored (bm25 costs
+~2.5 us per row on SQLite) and sorted for the page; their count is the total
+when there are at most ``RANK_WINDOW``. So a word found in most calls costs
+about what one found in 5,000 does: relevance then ranks the newest 5,000
+matches. Only the page's hits are read in full (``search_match`` finds the
+matched word and cuts the snippet in Python).
 """
 
 from __future__ import annotations
@@ -227,17 +225,15 @@ def index_document(
             (*values, document),
         )
         return
-    tags = tags_of(channel, queue, agent, intent, started_at)
     rows = yield Query(
-        f"INSERT INTO search_items ({columns}, body, tags) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, item_id) DO NOTHING RETURNING id",
-        (*values, document, tags),
+        f"INSERT INTO search_items ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, item_id) DO NOTHING RETURNING id",
+        values,
     )
     if rows:
-        yield Query(
-            "INSERT INTO search_fts (rowid, body, tags) VALUES (?, ?, ?)",
-            (rows[0][0], document, tags),
-        )
+        content = (rows[0][0], document, tags_of(channel, queue, agent, intent, started_at))
+        yield Query("INSERT INTO search_content (id, body, tags) VALUES (?, ?, ?)", content)
+        yield Query("INSERT INTO search_fts (rowid, body, tags) VALUES (?, ?, ?)", content)
 
 
 def update_conversation(
@@ -248,12 +244,13 @@ def update_conversation(
     if not any(name in changes for name in ("queue", "agent", "intent")):
         return updated
     if dialect == "sqlite":
-        # Re-tag: FTS5 forgets a row by the exact words it indexed, kept in search_items.
+        # Re-tag: FTS5 forgets a row by the exact words it indexed (search_content).
         tags = tags_of(
             updated.channel, updated.queue, updated.agent, updated.intent, updated.started_at
         )
         rows = yield Query(
-            "SELECT id, body, tags FROM search_items WHERE conversation_id = ? AND tags != ?",
+            "SELECT c.id, c.body, c.tags FROM search_items i JOIN search_content c ON c.id = i.id "
+            "WHERE i.conversation_id = ? AND c.tags != ?",
             (conversation_id, tags),
         )
         for doc_id, body, old_tags in rows:
@@ -264,9 +261,7 @@ def update_conversation(
             yield Query(
                 "INSERT INTO search_fts (rowid, body, tags) VALUES (?, ?, ?)", (doc_id, body, tags)
             )
-        yield Query(
-            "UPDATE search_items SET tags = ? WHERE conversation_id = ?", (tags, conversation_id)
-        )
+            yield Query("UPDATE search_content SET tags = ? WHERE id = ?", (tags, doc_id))
     yield Query(
         "UPDATE search_items SET queue = ?, agent = ?, intent = ? WHERE conversation_id = ?",
         (updated.queue, updated.agent, updated.intent, conversation_id),
@@ -351,50 +346,63 @@ def search(
 
 
 def run_plan(dialect: str, planned: SearchPlan) -> Op[SearchPage]:
-    """A page of documents matching a plan, best first."""
+    """A page of documents matching a plan, best first.
+
+    One statement walks the matches newest first, filters them, scores at most
+    ``RANK_WINDOW + 1`` and sorts those: the newest-first walk stops there, so
+    neither the filters' look-ups nor the scoring grow with a common word.
+    """
     if dialect == "postgresql":
         source, doc_id = "search_items i", "i.id"
         match = "i.document @@ to_tsquery('simple', ?)"
         score, order = "ts_rank(i.document, to_tsquery('simple', ?))", "score DESC"
+        score_values: tuple[str, ...] = (planned.match,)
     else:
-        # The items table only when a filter needs it: FTS5 alone counts faster.
+        # The items table only when a filter needs it: FTS5 alone is faster.
         source = "search_fts"
         if planned.filters:
             source += " JOIN search_items i ON i.id = search_fts.rowid"
         doc_id, match = "search_fts.rowid", "search_fts MATCH ?"
         score, order = "bm25(search_fts, 1.0, 0.0)", "score"  # tags weigh nothing
+        score_values = ()
     where = " AND ".join((match, *(clause for clause, _ in planned.filters)))
     values = tuple(value for _, value in planned.filters)
-    # The newest RANK_WINDOW + 1 matches, aggregated in the database (fetching the
-    # ids would cost more than finding them): how many, and the oldest.
-    rows = yield Query(
-        f"SELECT count(*), min(doc_id) FROM (SELECT {doc_id} AS doc_id FROM {source} "
-        f"WHERE {where} ORDER BY {doc_id} DESC LIMIT ?) newest",
-        (planned.match, *values, RANK_WINDOW + 1),
-    )
-    count, oldest = int(rows[0][0]), rows[0][1]
-    if count == 0:
-        return SearchPage((), 0)
-    total: int | None = count
-    floor = 0  # rank every match
-    if count > RANK_WINDOW:
-        floor = oldest  # rank the newer ones only: RANK_WINDOW of them
-        total = None
-        if not planned.filters:
-            rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (planned.match,))
-            total = int(rows[0][0])
+    # MATERIALIZED: score in the walk (bm25 needs FTS5's cursor), sort outside it.
+    # One more than the window is walked, to tell "exactly 5,000" from "more".
     ranked = yield Query(
-        f"SELECT {doc_id}, {score} AS score FROM {source} WHERE {where} AND {doc_id} > ? "
-        f"ORDER BY {order}, {doc_id} DESC LIMIT ? OFFSET ?",
+        f"WITH newest AS MATERIALIZED (SELECT {doc_id} AS doc_id, {score} AS score "
+        f"FROM {source} WHERE {where} ORDER BY {doc_id} DESC LIMIT ?), "
+        "counted AS (SELECT doc_id, score, count(*) OVER () AS found, "
+        "row_number() OVER (ORDER BY doc_id DESC) AS age FROM newest) "
+        f"SELECT doc_id, score, found FROM counted WHERE age <= ? "
+        f"ORDER BY {order}, doc_id DESC LIMIT ? OFFSET ?",
         (
-            *((planned.match,) if dialect == "postgresql" else ()),
+            *score_values,
             planned.match,
             *values,
-            floor,
+            RANK_WINDOW + 1,
+            RANK_WINDOW,
             planned.limit,
             planned.offset,
         ),
     )
+    if not ranked:
+        if planned.offset == 0:
+            return SearchPage((), 0)
+        # Past the last page: still say how many there are.
+        rows = yield Query(
+            f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?) newest",
+            (planned.match, *values, RANK_WINDOW + 1),
+        )
+        count = int(rows[0][0])
+    else:
+        count = int(ranked[0][2])
+    total: int | None = count
+    if count > RANK_WINDOW:
+        total = None
+        if not planned.filters:  # counting in the full-text index alone is cheap
+            rows = yield Query(f"SELECT count(*) FROM {source} WHERE {where}", (planned.match,))
+            total = int(rows[0][0])
     if not ranked:
         return SearchPage((), total)
     sign = 1.0 if dialect == "postgresql" else -1.0  # bm25: lower is better

@@ -227,6 +227,8 @@ async def test_pages_and_totals(store: Store, clock: FakeClock):
     rest = await store.search(SearchQuery("refund", limit=10, offset=2))
     assert (len(rest.hits), rest.total) == (3, 5)
     assert _ids(page.hits).isdisjoint(_ids(rest.hits))
+    beyond = await store.search(SearchQuery("refund", offset=10))
+    assert (beyond.hits, beyond.total) == ((), 5)
     assert (await store.search(SearchQuery("nothing"))).total == 0
 
 
