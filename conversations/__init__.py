@@ -73,7 +73,9 @@ API (times are float seconds since the epoch, ids are ints; all async unless not
     transcript(conversation_id, *, unredacted=False) -> list[TranscriptSegment]  time order
     search(SearchQuery(text, since=, until=, queue=, agent=, intent=, channel=,
         min_duration_s=, max_duration_s=, limit=20, offset=0)) -> SearchPage(hits, total)
-        words, "phrases", OR, NOT/-word, prefix*, ( ); bad syntax -> InvalidValue
+        words, "phrases", OR, NOT/-word, prefix*, ( ); bad syntax -> InvalidValue;
+        a hit per transcript (at its first matched word) or message; total None only
+        past 5,000 matches with a filter checked outside the index (see Store.search)
     ping() -> bool; schema_version() -> int
     stats() -> {"pending_writes", "write_lag_ms", "batches", "events_written", ...}  NOT async
 
