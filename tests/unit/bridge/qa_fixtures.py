@@ -5,7 +5,7 @@
 transcription job with timed words on both channels, the caller reading out a
 card number; it also writes a web chat where the customer types one. The unit
 tests (``test_qa_*``, ``test_search_api``) and the browser test
-(``tests/e2e/test_qa_page.py``) share it.
+(``tests/e2e/test_qa_search_in_chromium.py``) share it.
 """
 
 from __future__ import annotations
