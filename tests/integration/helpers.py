@@ -53,21 +53,34 @@ def _bindable(port: int, kinds: Iterable[int]) -> bool:
     return True
 
 
+_HANDED_OUT: list[range] = []  # ports given to servers that bind them later
+_LOW_PORT = 10000
+
+
 def free_port(*, tcp: bool = True) -> int:
-    """A port free on loopback for UDP (and TCP when ``tcp``), as SIP listens on both."""
+    """A port free on loopback for UDP (and TCP when ``tcp``), as SIP listens on both.
+
+    It lies below the kernel's ephemeral range. A port inside it can be taken
+    before the server binds it: by any socket's implicit bind, or by the test's
+    own readiness probe, whose connect to the not-yet-listening port can pick that
+    very port as its source and connect to itself (a TCP self-connect), so the
+    server then fails with EADDRINUSE.
+    """
     kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
-    for _ in range(200):
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind((LOOPBACK, 0))
-        port = int(probe.getsockname()[1])
-        probe.close()
+    high = ephemeral_port_range()[0] - 1
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(500):
+        port = rng.randrange(_LOW_PORT, high)
+        if any(port in taken for taken in _HANDED_OUT):
+            continue
         if _bindable(port, kinds):
+            _HANDED_OUT.append(range(port, port + 1))
             return port
-    raise RuntimeError("no free port on loopback")
+    raise RuntimeError(f"no free port on loopback in {_LOW_PORT}-{high}")
 
 
 def ephemeral_port_range() -> tuple[int, int]:
-    """The kernel's range for port-0 binds (where ``free_port`` and SIPp's ports come from)."""
+    """The kernel's range for port-0 binds (where SIPp's and every implicit bind's ports come from)."""
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
         return int(low), int(high)
@@ -75,7 +88,7 @@ def ephemeral_port_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def free_port_range(size: int, low: int = 10000, high: int | None = None) -> tuple[int, int]:
+def free_port_range(size: int, low: int = _LOW_PORT, high: int | None = None) -> tuple[int, int]:
     """``size`` consecutive UDP ports, starting even, all bindable right now.
 
     The range lies below the kernel's ephemeral range: the server binds its RTP
@@ -86,7 +99,11 @@ def free_port_range(size: int, low: int = 10000, high: int | None = None) -> tup
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
         start = rng.randrange(low, high - size) & ~1
-        if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in range(start, start + size)):
+        window = range(start, start + size)
+        if any(window.start < taken.stop and taken.start < window.stop for taken in _HANDED_OUT):
+            continue
+        if all(_bindable(p, (socket.SOCK_DGRAM,)) for p in window):
+            _HANDED_OUT.append(range(start, start + size))
             return start, start + size - 1
     raise RuntimeError(f"no free range of {size} UDP ports in {low}-{high}")
 
@@ -141,10 +158,10 @@ class HotlineProcess:
         return f"http://{LOOPBACK}:{self.http_port}/health"
 
     def command(self) -> list[str]:
-        self.sip_port = self.sip_port or free_port()
-        self.http_port = self.http_port or free_port()
         if self.rtp_ports == (0, 0):
             self.rtp_ports = free_port_range(self.rtp_range_size)
+        self.sip_port = self.sip_port or free_port()
+        self.http_port = self.http_port or free_port()
         args = hotline_command() + [
             "serve",
             "--sip-host", LOOPBACK,
@@ -813,7 +830,10 @@ def _free_rtp_port_pair() -> int:
     stray packets from a relay's recently freed port would steal the call's audio.
     """
     for _ in range(200):
-        port = free_port(tcp=False) & ~1
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind((LOOPBACK, 0))  # the kernel picks from its ephemeral range
+        port = int(probe.getsockname()[1]) & ~1
+        probe.close()
         if port < ephemeral_port_range()[0]:
             continue
         if _bindable(port, (socket.SOCK_DGRAM,)) and _bindable(port + 1, (socket.SOCK_DGRAM,)):
