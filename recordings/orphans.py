@@ -21,24 +21,16 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-from conversations import Conversation, Recording
+from conversations import Recording, Store
 from recordings.audio_file import FORMATS, probe
-from recordings.registry import RegistryStore, register_file
+from recordings.registry import register_file
 
-__all__ = ["OrphanStore", "adopt_orphans", "quiet_files"]
+__all__ = ["adopt_orphans", "quiet_files"]
 
 log = logging.getLogger(__name__)
 
 _DAY_S = 86400.0
-
-
-class OrphanStore(RegistryStore, Protocol):
-    """The part of ``conversations.Store`` adoption uses."""
-
-    async def conversation_for_call(self, call_id: str) -> Conversation | None: ...  # noqa: D102
-    async def recordings_of(self, conversation_id: int) -> list[Recording]: ...  # noqa: D102
 
 
 def quiet_files(
@@ -70,7 +62,7 @@ def _listing(root: Path, days: int, now: float) -> list[tuple[Path, float]]:
 
 
 async def adopt_orphans(
-    store: OrphanStore,
+    store: Store,
     root: str | os.PathLike[str],
     *,
     node: str | None,

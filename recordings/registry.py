@@ -15,32 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Protocol
 
-from conversations import Recording
+from conversations import Recording, Store
 from recordings.audio_file import probe
 
-__all__ = ["RegistryStore", "register_file", "relative_path"]
-
-
-class RegistryStore(Protocol):
-    """The part of ``conversations.Store`` registration uses."""
-
-    async def register_recording(  # noqa: D102
-        self,
-        conversation_id: int,
-        call_id: str,
-        path: str,
-        *,
-        fmt: str,
-        duration_s: float,
-        size_bytes: int,
-        started_at: float,
-        ended_at: float,
-        node: str | None = None,
-        transcribe: bool = True,
-        max_attempts: int = 3,
-    ) -> Recording: ...
+__all__ = ["register_file", "relative_path"]
 
 
 def relative_path(root: str | os.PathLike[str], file: str | os.PathLike[str]) -> str:
@@ -58,7 +37,7 @@ def relative_path(root: str | os.PathLike[str], file: str | os.PathLike[str]) ->
 
 
 async def register_file(
-    store: RegistryStore,
+    store: Store,
     conversation_id: int,
     call_id: str,
     file: str | os.PathLike[str],

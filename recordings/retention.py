@@ -23,23 +23,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-from conversations import Recording, StoreError
+from conversations import Store, StoreError
 
-__all__ = ["RetentionSweep", "RetentionStore", "file_of", "retention_cutoff"]
+__all__ = ["RetentionSweep", "file_of", "retention_cutoff"]
 
 log = logging.getLogger(__name__)
 
 _DAY_S = 86400.0
 _BATCH = 100
-
-
-class RetentionStore(Protocol):
-    """The part of ``conversations.Store`` the sweep uses."""
-
-    async def expired_recordings(self, before: float, limit: int = 100) -> list[Recording]: ...  # noqa: D102
-    async def mark_recording_deleted(self, recording_id: int) -> Recording: ...  # noqa: D102
 
 
 def retention_cutoff(now: float, retention_days: float | None) -> float | None:
@@ -80,7 +72,7 @@ class RetentionSweep:
 
     def __init__(
         self,
-        store: RetentionStore,
+        store: Store,
         recordings_root: str | os.PathLike[str],
         retention_days: float | None,
         *,

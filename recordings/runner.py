@@ -27,36 +27,18 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from conversations import Recording, SegmentInput, StoreError, TranscriptionJob
+from conversations import Store, StoreError, TranscriptionJob
 from recordings.transcribe import Transcription
 
-__all__ = ["JobStore", "RunnerSettings", "TranscriptionRunner", "retry_delay_s"]
+__all__ = ["RunnerSettings", "TranscriptionRunner", "retry_delay_s"]
 
 log = logging.getLogger(__name__)
 
 Transcribe = Callable[[str, float | None], Awaitable[Transcription]]
-
-
-class JobStore(Protocol):
-    """The part of ``conversations.Store`` the runner uses."""
-
-    async def claim_transcription(  # noqa: D102
-        self, worker: str, lease_s: float
-    ) -> TranscriptionJob | None: ...
-    async def renew_transcription(self, job_id: int, token: str, lease_s: float) -> bool: ...  # noqa: D102
-    async def release_transcriptions(self, worker: str) -> int: ...  # noqa: D102
-    async def complete_transcription(  # noqa: D102
-        self, job_id: int, token: str, segments: Sequence[SegmentInput]
-    ) -> bool: ...
-    async def fail_transcription(  # noqa: D102
-        self, job_id: int, token: str, error: str, retry_in_s: float
-    ) -> TranscriptionJob: ...
-    async def get_recording(self, recording_id: int) -> Recording | None: ...  # noqa: D102
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +67,7 @@ class TranscriptionRunner:
 
     def __init__(
         self,
-        store: JobStore,
+        store: Store,
         transcribe: Transcribe,
         recordings_root: str | os.PathLike[str],
         settings: RunnerSettings,
