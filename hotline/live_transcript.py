@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 from asr.engine import RecognitionContext
 from asr.results import Hypothesis
 from ivr.flow import Flow
-from ivr.runner import PREROLL_S
+from ivr.runner import PreRoll
 from ivr.session import OPEN_QUESTION_GENERAL_ENGLISH, IvrSession
 from media_core.media_events import MediaEvent, SpeechEnded, SpeechStarted
 from media_core.tick import MediaTick
@@ -68,7 +68,6 @@ log = logging.getLogger("hotline.live_transcript")
 VAD_START_MS = 100
 VAD_HANGOVER_MS = 600
 MAX_UTTERANCE_S = 15.0  # a monologue is cut into lines so its text turns final this often
-_RING_FRAMES = 40  # 800 ms of 20 ms frames: more than the VAD's start delay plus pre-roll
 # Of the ten sessions one worker carries in real time (benchmarks/asr_ivr.py, one core),
 # live transcripts may take the open sessions up to six: four stay for IVR calls.
 LIVE_SESSIONS_PER_WORKER = 6
@@ -112,9 +111,7 @@ class _Leg:
     speaker: str
     stream_id: int
     session: Any = None  # AsrSession
-    ring: deque[tuple[float, NDArray[np.int16]]] = field(
-        default_factory=lambda: deque(maxlen=_RING_FRAMES)
-    )
+    ring: PreRoll = field(default_factory=PreRoll)
     own_vad: bool = False  # the VAD was turned on for the transcript (off again after)
     in_speech: bool = False
     utterance_open: bool = False
@@ -250,7 +247,7 @@ class LiveTranscript:
             if leg is None:
                 continue
             frame = frames[row]
-            leg.ring.append((frame_start_s, frame))
+            leg.ring.add(frame_start_s, frame)
             if not leg.utterance_open:
                 continue
             leg.session.feed(frame)
@@ -263,11 +260,7 @@ class LiveTranscript:
     def _start_utterance(self, leg: _Leg, speech_start_s: float, *, preroll: bool) -> None:
         if leg.utterance_open:
             self._finish_utterance(leg)
-        audio = None
-        if preroll:
-            since = speech_start_s - PREROLL_S
-            frames = [frame for start_s, frame in leg.ring if start_s >= since]
-            audio = np.concatenate(frames) if frames else None
+        audio = leg.ring.before(speech_start_s) if preroll else None
         leg.session.start_utterance(self.context, audio)
         leg.utterance_open = True
         leg.utterance_start_s = speech_start_s

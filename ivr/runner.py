@@ -63,6 +63,27 @@ _FINISHED_KEPT = 10_000  # outcomes of ended calls kept for the API
 _SWEEP_MAX_S = 0.25  # the sweep wakes at least this often
 
 
+class PreRoll:
+    """A leg's last frames, so an utterance starts ``PREROLL_S`` before the VAD's speech start.
+
+    The VAD declares speech only after some of it went by; those frames are
+    what a recognizer needs most (the first word).
+    """
+
+    def __init__(self) -> None:
+        self._frames: deque[tuple[float, NDArray[np.int16]]] = deque(maxlen=_RING_FRAMES)
+
+    def add(self, start_s: float, frame: NDArray[np.int16]) -> None:
+        """One received frame, starting at ``start_s`` (media clock seconds)."""
+        self._frames.append((start_s, frame))
+
+    def before(self, speech_start_s: float) -> NDArray[np.int16] | None:
+        """The audio from ``PREROLL_S`` before ``speech_start_s`` on, if any was kept."""
+        since = speech_start_s - PREROLL_S
+        frames = [frame for start_s, frame in self._frames if start_s >= since]
+        return np.concatenate(frames) if frames else None
+
+
 @dataclass(slots=True, eq=False)
 class IvrCall:
     """One call in the IVR: its session, media leg and recognizer stream."""
@@ -71,9 +92,7 @@ class IvrCall:
     stream_id: int
     session: IvrSession
     recognizer: AsrSession | None = None
-    ring: deque[tuple[float, NDArray[np.int16]]] = field(
-        default_factory=lambda: deque(maxlen=_RING_FRAMES)
-    )
+    ring: PreRoll = field(default_factory=PreRoll)
     utterance_open: bool = False
     speech_start_s: float = 0.0
     prompt_serial: int = 0  # which PlayPrompt is current (renders finish out of order)
@@ -213,7 +232,7 @@ class IvrRunner:
             if call is None:
                 continue
             frame = frames[row]
-            call.ring.append((frame_start_s, frame))
+            call.ring.add(frame_start_s, frame)
             if call.utterance_open and call.recognizer is not None:
                 call.recognizer.feed(frame)
 
@@ -253,11 +272,7 @@ class IvrRunner:
     def _start_utterance(self, call: IvrCall, context: RecognitionContext) -> None:
         if call.recognizer is None:
             return
-        since = call.speech_start_s - PREROLL_S
-        preroll = [frame for start_s, frame in call.ring if start_s >= since]
-        call.recognizer.start_utterance(
-            context, np.concatenate(preroll) if preroll else None
-        )
+        call.recognizer.start_utterance(context, call.ring.before(call.speech_start_s))
         call.utterance_open = True
 
     def _play(self, call: IvrCall, prompt: Prompt) -> None:
@@ -267,6 +282,7 @@ class IvrRunner:
         if cached is not None:
             self._media(call, lambda s: self.media.play(s, cached))
             return
+
         # Rendered off the loop; played only if nothing replaced it meanwhile.
         async def render() -> None:
             try:
@@ -327,4 +343,3 @@ class IvrRunner:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
