@@ -14,6 +14,7 @@ import {
   formatTime,
   setCsrfToken,
   socketUrl,
+  wireLogin,
 } from "/static/api.js";
 import { createPhone } from "/static/phone.js";
 
@@ -112,27 +113,7 @@ function enter(who) {
   refreshLists().catch(showError);
 }
 
-ui.loginForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  ui.loginError.textContent = "";
-  const name = ui.loginForm.elements.name.value.trim();
-  const password = ui.loginForm.elements.password.value;
-  try {
-    const who = await api("POST", "/api/login", { name, password });
-    ui.loginForm.reset();
-    enter(who);
-  } catch (error) {
-    ui.loginError.textContent = error.message;
-  }
-});
-
-ui.logout.addEventListener("click", async () => {
-  try {
-    await api("POST", "/api/logout");
-  } finally {
-    showLogin();
-  }
-});
+wireLogin(ui.loginForm, ui.loginError, ui.logout, enter, showLogin);
 
 ui.state.addEventListener("change", async () => {
   try {

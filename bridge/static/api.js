@@ -39,6 +39,34 @@ export async function api(method, path, body) {
   return parsed;
 }
 
+/**
+ * A staff page's login form and logout button: a good login resets the form and
+ * calls enter(who); a bad one shows the server's reason in errorLine; logout
+ * always ends in showLogin(), even when the server could not be reached.
+ */
+export function wireLogin(form, errorLine, logoutButton, enter, showLogin) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorLine.textContent = "";
+    const name = form.elements.name.value.trim();
+    const password = form.elements.password.value;
+    try {
+      const who = await api("POST", "/api/login", { name, password });
+      form.reset();
+      enter(who);
+    } catch (error) {
+      errorLine.textContent = error.message;
+    }
+  });
+  logoutButton.addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/logout");
+    } finally {
+      showLogin();
+    }
+  });
+}
+
 /** A WebSocket URL on this origin. */
 export function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -3,7 +3,16 @@
 // its transcript, where clicking a word seeks the player to it. Chats show their
 // messages instead. All text comes redacted from the server (admins may ask otherwise
 // over the API) and is put in the page as text nodes, never as HTML.
-import { ApiError, api, byId, element, formatTime, messageItem, setCsrfToken } from "/static/api.js";
+import {
+  ApiError,
+  api,
+  byId,
+  element,
+  formatTime,
+  messageItem,
+  setCsrfToken,
+  wireLogin,
+} from "/static/api.js";
 
 const CHANNEL_NAMES = { voice: "Voice call", webchat: "Web chat" };
 const SPEAKER_NAMES = { customer: "Caller", agent: "Agent", ivr: "IVR", system: "System" };
@@ -77,27 +86,7 @@ function enter(who) {
   }
 }
 
-ui.loginForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  ui.loginError.textContent = "";
-  const name = ui.loginForm.elements.name.value.trim();
-  const password = ui.loginForm.elements.password.value;
-  try {
-    const who = await api("POST", "/api/login", { name, password });
-    ui.loginForm.reset();
-    enter(who);
-  } catch (error) {
-    ui.loginError.textContent = error.message;
-  }
-});
-
-ui.logout.addEventListener("click", async () => {
-  try {
-    await api("POST", "/api/logout");
-  } finally {
-    showLogin();
-  }
-});
+wireLogin(ui.loginForm, ui.loginError, ui.logout, enter, showLogin);
 
 /** A result's link (/qa?conversation=ID&recording=ID&offset_ms=MS) opens it at the match. */
 function openFromAddress() {
