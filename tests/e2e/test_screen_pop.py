@@ -95,14 +95,8 @@ async def seed_store(data_dir: Path) -> EarlierCall:
 async def server(tmp_path: Path) -> AsyncIterator[tuple[HotlineProcess, EarlierCall]]:
     workdir = tmp_path / "hotline"
     earlier = await seed_store(workdir / "data")
-    process = HotlineProcess(workdir, ivr=True, config_yaml=SITE_YAML)
-    await asyncio.to_thread(process.start, 120.0)
-    try:
+    async with HotlineProcess(workdir, ivr=True, config_yaml=SITE_YAML).serving() as process:
         yield process, earlier
-    finally:
-        await asyncio.to_thread(process.stop)
-    log = process.log_text()
-    assert "Traceback" not in log, log[-4000:]
 
 
 @pytest.fixture

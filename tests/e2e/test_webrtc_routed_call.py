@@ -57,14 +57,8 @@ async def server(tmp_path: Path) -> AsyncIterator[HotlineProcess]:
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     async with open_store(f"sqlite:///{data_dir}/hotline.db") as store:
         await store.add_user("carol", {"agent"}, hash_password(AGENT_PASSWORD))
-    process = HotlineProcess(workdir, ivr=True, config_yaml=SITE_YAML)
-    await asyncio.to_thread(process.start, 120.0)
-    try:
+    async with HotlineProcess(workdir, ivr=True, config_yaml=SITE_YAML).serving() as process:
         yield process
-    finally:
-        await asyncio.to_thread(process.stop)
-    log = process.log_text()
-    assert "Traceback" not in log, log[-4000:]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def free_port(*, tcp: bool = True) -> int:
 
 
 def ephemeral_port_range() -> tuple[int, int]:
-    """The kernel's range for port-0 binds (where SIPp's and every implicit bind's ports come from)."""
+    """The kernel's range for port-0 binds (SIPp's and every implicit bind's ports)."""
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
         return int(low), int(high)
@@ -164,12 +164,18 @@ class HotlineProcess:
         self.http_port = self.http_port or free_port()
         args = hotline_command() + [
             "serve",
-            "--sip-host", LOOPBACK,
-            "--sip-port", str(self.sip_port),
-            "--http-port", str(self.http_port),
-            "--rtp-ports", f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
-            "--data-dir", str(self.workdir / "data"),
-            "--log-level", self.log_level,
+            "--sip-host",
+            LOOPBACK,
+            "--sip-port",
+            str(self.sip_port),
+            "--http-port",
+            str(self.http_port),
+            "--rtp-ports",
+            f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
+            "--data-dir",
+            str(self.workdir / "data"),
+            "--log-level",
+            self.log_level,
         ]
         if self.max_calls is not None:
             args += ["--max-calls", str(self.max_calls)]
@@ -189,8 +195,12 @@ class HotlineProcess:
         log = self.log_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            self.command(), cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, env=env,
+            self.command(),
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         log.close()
         deadline = time.monotonic() + ready_timeout_s
@@ -262,6 +272,17 @@ class HotlineProcess:
         if code is None:
             self.kill()
         return code
+
+    @contextlib.asynccontextmanager
+    async def serving(self, ready_timeout_s: float = 120.0) -> AsyncIterator[HotlineProcess]:
+        """Start it (off the loop), yield it, stop it; its log must hold no traceback."""
+        await asyncio.to_thread(self.start, ready_timeout_s)
+        try:
+            yield self
+        finally:
+            await asyncio.to_thread(self.stop)
+        log = self.log_text()
+        assert "Traceback" not in log, log[-4000:]
 
 
 # ------------------------------------------------------------------ SIPp
@@ -338,13 +359,27 @@ class SippRun:
         self.local_port = local_port or free_port(tcp=False)
         sipp_timeout_s = max(2, int(timeout_s) - 3)
         self.command = [
-            binary, target,
-            "-i", LOOPBACK, "-p", str(self.local_port),
+            binary,
+            target,
+            "-i",
+            LOOPBACK,
+            "-p",
+            str(self.local_port),
             "-nostdin",
-            "-trace_stat", "-stf", str(self.stat_file), "-fd", "1",
-            "-trace_err", "-error_file", str(workdir / f"{name}_errors.log"),
-            "-trace_screen", "-screen_file", str(workdir / f"{name}_screen.log"),
-            "-timeout", f"{sipp_timeout_s}s", "-timeout_error",
+            "-trace_stat",
+            "-stf",
+            str(self.stat_file),
+            "-fd",
+            "1",
+            "-trace_err",
+            "-error_file",
+            str(workdir / f"{name}_errors.log"),
+            "-trace_screen",
+            "-screen_file",
+            str(workdir / f"{name}_screen.log"),
+            "-timeout",
+            f"{sipp_timeout_s}s",
+            "-timeout_error",
             *args,
         ]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -353,7 +388,10 @@ class SippRun:
     def start(self) -> SippRun:
         self._out = (self.workdir / f"{self.name}.out").open("wb")
         self.proc = subprocess.Popen(
-            self.command, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=self._out,
+            self.command,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
             stderr=subprocess.STDOUT,
         )
         self.started_at = time.monotonic()
@@ -536,9 +574,12 @@ def ack_for_failure(invite: bytes, reply: SipReply) -> bytes:
     return ("\r\n".join(ack) + "\r\n\r\n").encode()
 
 
-def audio_offer(rtp_port: int, media: str = "audio", formats: str = "0", rtpmaps: Sequence[str] = (
-    "a=rtpmap:0 PCMU/8000",
-)) -> bytes:
+def audio_offer(
+    rtp_port: int,
+    media: str = "audio",
+    formats: str = "0",
+    rtpmaps: Sequence[str] = ("a=rtpmap:0 PCMU/8000",),
+) -> bytes:
     """An SDP offer from loopback."""
     lines = [
         "v=0",
@@ -553,7 +594,13 @@ def audio_offer(rtp_port: int, media: str = "audio", formats: str = "0", rtpmaps
 
 
 def digest_authorization(
-    challenge: str, *, username: str, password: str, method: str, uri: str, nc: int = 1,
+    challenge: str,
+    *,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    nc: int = 1,
     scheme_header: str = "Authorization",
 ) -> str:
     """An ``Authorization`` line answering ``challenge`` (RFC 2617 §3.2.2 / RFC 8760, MD5).
@@ -572,8 +619,13 @@ def digest_authorization(
 
     ha1 = md5(f"{username}:{realm}:{password}")
     ha2 = md5(f"{method}:{uri}")
-    fields = [f'username="{username}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
-              "algorithm=MD5"]
+    fields = [
+        f'username="{username}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        "algorithm=MD5",
+    ]
     if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
         cnonce = uuid.uuid4().hex[:16]
         response = md5(f"{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}")
@@ -639,7 +691,7 @@ def parse_rtp(data: bytes) -> RtpPacket:
     csrc_count = data[0] & 0x0F
     offset = 12 + 4 * csrc_count
     if data[0] & 0x10:  # header extension
-        length_words = int.from_bytes(data[offset + 2:offset + 4], "big")
+        length_words = int.from_bytes(data[offset + 2 : offset + 4], "big")
         offset += 4 + 4 * length_words
     end = len(data) - (data[-1] if data[0] & 0x20 else 0)
     return RtpPacket(
@@ -753,7 +805,7 @@ def recordings(data_dir: Path, extension: str = "wav") -> list[Path]:
 def trim_silence(samples: np.ndarray, threshold: float = 0.02) -> np.ndarray:
     """``samples`` without the leading and trailing part below ``threshold`` x its peak."""
     loud = np.flatnonzero(np.abs(samples.astype(np.float64)) > threshold * np.abs(samples).max())
-    return samples[loud[0]:loud[-1] + 1] if len(loud) else samples[:0]
+    return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
 
 
 def normalized_xcorr(signal: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -784,8 +836,11 @@ def normalized_xcorr(signal: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def best_alignment(
-    signal: np.ndarray, reference: np.ndarray, rate_hz: int,
-    earliest_s: float = 0.0, latest_s: float | None = None,
+    signal: np.ndarray,
+    reference: np.ndarray,
+    rate_hz: int,
+    earliest_s: float = 0.0,
+    latest_s: float | None = None,
 ) -> tuple[float, float]:
     """(peak correlation, lag in s) of ``reference`` in ``signal``, the lag in the range."""
     scores = normalized_xcorr(signal, reference)
@@ -849,12 +904,23 @@ def run_pjsua_caller(
     log = workdir / "pjsip.log"
     rtp_port = _free_rtp_port_pair()
     command = [
-        sys.executable, str(PJSUA_CALLER), "--server-port", str(server_port),
-        "--local-port", str(free_port(tcp=False)), "--rtp-port", str(rtp_port),
-        "--log", str(log), *args,
+        sys.executable,
+        str(PJSUA_CALLER),
+        "--server-port",
+        str(server_port),
+        "--local-port",
+        str(free_port(tcp=False)),
+        "--rtp-port",
+        str(rtp_port),
+        "--log",
+        str(log),
+        *args,
     ]
     done = subprocess.run(
-        command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+        command,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout_s,
     )
     lines = done.stdout.decode(errors="replace").splitlines()
     events = [json.loads(line) for line in lines if line.startswith("{")]
@@ -869,8 +935,16 @@ def run_pjsua_caller(
 AGENT_PHONES = Path(__file__).with_name("agent_phones.py")
 # RFC 3261 §7.3.3 compact header names, so ``header()`` finds either form.
 _COMPACT_HEADERS = {
-    "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
-    "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to", "v": "via",
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
 }
 
 
@@ -894,9 +968,13 @@ def phone_spec(
 ) -> dict[str, object]:
     """One phone of ``AgentPhones``, with its own SIP port and RTP port pair on loopback."""
     spec: dict[str, object] = {
-        "username": username, "password": password, "behaviour": behaviour,
-        "tone_hz": tone_hz, "register": register,
-        "sip_port": free_port(tcp=False), "rtp_port": _free_rtp_port_pair(),
+        "username": username,
+        "password": password,
+        "behaviour": behaviour,
+        "tone_hz": tone_hz,
+        "register": register,
+        "sip_port": free_port(tcp=False),
+        "rtp_port": _free_rtp_port_pair(),
     }
     if display_name:
         spec["display_name"] = display_name
@@ -918,8 +996,12 @@ class AgentPhones:
     """
 
     def __init__(
-        self, server_port: int, phones: list[dict[str, object]], workdir: Path,
-        *, max_lifetime_s: float = 240.0,
+        self,
+        server_port: int,
+        phones: list[dict[str, object]],
+        workdir: Path,
+        *,
+        max_lifetime_s: float = 240.0,
     ) -> None:
         self.server_port, self.phones, self.workdir = server_port, phones, workdir
         self.max_lifetime_s = max_lifetime_s
@@ -937,17 +1019,27 @@ class AgentPhones:
         self._changed = asyncio.Event()
         with self.stderr_path.open("wb") as stderr:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(AGENT_PHONES),
-                "--server-port", str(self.server_port), "--phones", json.dumps(self.phones),
-                "--workdir", str(self.workdir), "--max-lifetime-s", str(self.max_lifetime_s),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+                sys.executable,
+                str(AGENT_PHONES),
+                "--server-port",
+                str(self.server_port),
+                "--phones",
+                json.dumps(self.phones),
+                "--workdir",
+                str(self.workdir),
+                "--max-lifetime-s",
+                str(self.max_lifetime_s),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
             )
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await self.expect("ready", timeout_s=10.0)
         for spec in self.phones:
             if spec.get("register", True):
-                await self.expect("registered", account=spec["username"],
-                                  timeout_s=register_timeout_s)
+                await self.expect(
+                    "registered", account=spec["username"], timeout_s=register_timeout_s
+                )
         return self
 
     async def _read(self) -> None:
@@ -961,8 +1053,11 @@ class AgentPhones:
 
     def seen(self, name: str, **match: object) -> list[dict[str, Any]]:
         """Every event so far named ``name`` whose fields equal ``match`` (none waited for)."""
-        return [e for e in self.events if e["event"] == name
-                and all(e.get(k) == v for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e["event"] == name and all(e.get(k) == v for k, v in match.items())
+        ]
 
     async def expect(
         self, name: str, *, timeout_s: float = 10.0, **match: object
@@ -1006,8 +1101,11 @@ class AgentPhones:
         await self.proc.stdin.drain()
 
         def replies() -> list[dict[str, Any]]:
-            return [e for e in self.events if e["event"] == "ack"
-                    or (e["event"] == "error" and e.get("command"))]
+            return [
+                e
+                for e in self.events
+                if e["event"] == "ack" or (e["event"] == "error" and e.get("command"))
+            ]
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
