@@ -66,5 +66,11 @@ class Engine(Protocol):
 
     name: str
 
-    def decoder(self) -> Decoder:
-        """A new decoder for one call."""
+    def decoder(self, *, partials: bool = True) -> Decoder:
+        """A new decoder for one call.
+
+        ``partials=False``: its ``accept`` returns only finals (of the engine's
+        endpointer), and the engine may use that freedom for accuracy
+        (pocketsphinx holds audio back to normalise each utterance by its own
+        cepstral mean).
+        """

@@ -33,11 +33,15 @@ matches no intent surely (telephone hibari audio: +2..4 calls in 53-74).
 ``options`` passes pocketsphinx settings (beams, ``lw``...) through; the
 defaults are pocketsphinx's own (``lw`` 8 and 10 measured worse than 6.5).
 
-CMN: the acoustic model's ``cmninit`` ("40,3,-1" in this wheel) is what
-telephone audio needs for the first utterance; ``cmn=live`` keeps the mean
-adapting across a call's utterances, and a decoder returned to the pool is
-reset to ``cmninit``. Holding the GIL throughout, this engine belongs in
-worker processes.
+CMN (cepstral mean normalisation) decides most of what telephone audio
+loses. A decoder made with ``partials=False`` (the IVR, post-call
+transcription) holds an utterance's audio back until it has ``CMN_HOLD_S`` of
+it (or the utterance ends), sets the cepstral mean that audio has (measured
+by a batch-CMN estimator decoder, ``PocketsphinxEngine.cepstral_mean``) and
+only then decodes, catching up at ~10x real time. With ``partials=True`` (the
+live transcript) decoding starts at once from ``CMN_INIT`` and ``cmn=live``
+adapts the mean across the call's utterances. Holding the GIL throughout,
+this engine belongs in worker processes.
 """
 
 from __future__ import annotations
@@ -49,12 +53,13 @@ import math
 import os
 import re
 import tempfile
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pocketsphinx  # type: ignore[import-untyped]
+from numpy.typing import NDArray
 
 from asr.engine import RATE_HZ, RecognitionContext
 from asr.grammar_jsgf import build_jsgf, grammar_words
@@ -73,6 +78,31 @@ FRAMES_PER_S = 100  # pocketsphinx's frame rate (10 ms shift)
 # live CMN settled on after hospital phrases over 8 kHz mu-law, rounded. The
 # wheel's "40,3,-1" got the first utterance of a call wrong ("i have a need").
 CMN_INIT = "45,20,-25,20,-10,-5,10,-5,10,-5,0,5,-5"
+# How much of an utterance sets its own cepstral mean (partials=False). Routed of the
+# dev corpus's hibari and flite-rms calls (106) / dev and held-out wordings (307),
+# each utterance decoded as a call's first, from 0.3 s before its speech: CMN_INIT
+# 95, the first 1.0 s 101/258, 1.5 s 101/255, 2.0 s 103/259, 3.0 s 102/258, the
+# whole utterance 103/261. Waiting costs an utterance shorter than this its decoding
+# time (~0.1 s a second) after it ends; a longer one is caught up while it goes on.
+CMN_HOLD_S = 2.0
+CMN_MIN_S = 0.25  # less audio than this keeps CMN_INIT: too few frames for a mean
+# ... and below this much, the measured mean is blended with CMN_INIT in proportion:
+# alone, a lone "yes" between digital silence came back "that's". Routed (as for
+# LINE_NOISE_RMS below): none 234/254 and 309/381, 1.5 s 234/254 and 310/381; the
+# blend over the whole window instead (w = s / (s + 0.5)) 230/254, 309/381.
+CMN_PRIOR_S = 1.5
+# ... measured over the call's latest utterance audio, so a short answer ("yes") is
+# normalised by what the same caller on the same line said before it as well.
+CMN_WINDOW_S = 4.0
+# Digital silence (a VoIP leg's zeros; every TTS caller of the tests) has no spectrum:
+# normalised by a speech mean, its frames looked like phones and a flite "yes" came
+# back "that's" 25 times in 127. A finals-only decoder fills it with a line's noise
+# floor (seeded per utterance). First utterances / the "yes" after them routed, dev
+# and held-out wordings, hibari and flite-rms (254), then three further flite voices
+# (381): as is 231/229, 312/358; noise over everything 235/251, 307/381; only in
+# digital silence 234/254, 309/381.
+LINE_NOISE_RMS = 30.0  # -61 dBFS
+_SILENCE_BLOCK = 80  # 10 ms at 8 kHz
 _DEFAULT_SEARCH = "default"
 # A global frequency warp (-warp_type inverse_linear, 1.1) helped the two tuning voices
 # (+5 of 254) and hurt three flite voices it was not tuned on (-5 of 381): not used.
@@ -198,6 +228,7 @@ class PocketsphinxEngine:
         self._bigram_min_gain = bigram_min_gain
         self._bigram_min_prob = bigram_min_prob
         self._prototype = self._new_native(general=False)  # fails fast on a bad model
+        self._estimator: pocketsphinx.Decoder | None = None
 
     def _write_seed_dictionary(self) -> str:
         with tempfile.NamedTemporaryFile("w", suffix=".dict", delete=False) as handle:
@@ -235,9 +266,41 @@ class PocketsphinxEngine:
             found.append((name, phones))
         return found
 
-    def decoder(self) -> PocketsphinxDecoder:
-        """A decoder for one call (pooled native decoders when free)."""
-        return PocketsphinxDecoder(self)
+    def decoder(self, *, partials: bool = True) -> PocketsphinxDecoder:
+        """A decoder for one call (pooled native decoders when free).
+
+        ``partials=False``: only finals, and each utterance decoded with its own
+        cepstral mean (see the module docstring).
+        """
+        return PocketsphinxDecoder(self, hold_s=None if partials else CMN_HOLD_S)
+
+    def cepstral_mean(self, audio: NDArray[np.int16]) -> str:
+        """The cepstral mean of 16 kHz ``audio``, as pocketsphinx's batch CMN measures it.
+
+        ``CMN_INIT`` (the engine's ``cmn_init``) when there is too little audio,
+        blended with it below ``CMN_PRIOR_S``.
+        The estimator is a native decoder only ever fed whole utterances, so it
+        stays in batch mode (pocketsphinx turns batch CMN live for good once fed
+        in blocks); its one-word grammar makes its search nearly free.
+        """
+        if len(audio) < CMN_MIN_S * DECODER_RATE_HZ:
+            return self._cmn_init
+        if self._estimator is None:
+            estimator = pocketsphinx.Decoder(
+                hmm=self._hmm, dict=self._seed_dict, cmn="batch", loglevel="FATAL",
+                **self._options,
+            )  # fmt: skip
+            estimator.add_jsgf_string("cmn", "#JSGF V1.0;\ngrammar cmn;\npublic <a> = a;\n")
+            estimator.activate_search("cmn")
+            self._estimator = estimator
+        self._estimator.start_utt()
+        self._estimator.process_raw(audio.tobytes(), True, True)
+        self._estimator.end_utt()
+        measured = np.array([float(c) for c in str(self._estimator.get_cmn(False)).split(",")])
+        prior = np.array([float(c) for c in self._cmn_init.split(",")])
+        seconds = len(audio) / DECODER_RATE_HZ
+        weight = min(1.0, seconds / CMN_PRIOR_S)
+        return ",".join(f"{c:.3f}" for c in weight * measured + (1 - weight) * prior)
 
     def acquire(self, *, general: bool) -> _Native:
         """A native decoder from the pool (``general``: full cmudict + en-us LM)."""
@@ -245,7 +308,7 @@ class PocketsphinxEngine:
         return pool.pop() if pool else _Native(self._new_native(general=general))
 
     def release(self, native: _Native, *, general: bool) -> None:
-        """Take a closed call's native decoder back into the pool."""
+        """Take a closed call's native decoder back into the pool (live CMN from the start)."""
         native.decoder.set_cmn(self._cmn_init)
         (self._free_general if general else self._free).append(native)
 
@@ -377,13 +440,19 @@ class PocketsphinxEngine:
 class PocketsphinxDecoder:
     """One call's pocketsphinx decoder; see the module docstring."""
 
-    def __init__(self, engine: PocketsphinxEngine) -> None:
+    def __init__(self, engine: PocketsphinxEngine, *, hold_s: float | None = None) -> None:
+        """``hold_s``: audio held back to set each utterance's cepstral mean (None: none)."""
         self._engine = engine
         self._small: _Native | None = None  # context searches
         self._general: _Native | None = None  # free decoding, lazily
         self._native: pocketsphinx.Decoder | None = None  # the utterance's
         self._resampler = Resampler(RATE_HZ, DECODER_RATE_HZ)
         self._delay_s = self._resampler.delay_samples / DECODER_RATE_HZ
+        self._hold_samples = None if hold_s is None else round(hold_s * RATE_HZ)
+        self._held: list[NDArray[np.int16]] | None = None  # 16 kHz, until the utterance starts
+        self._recent: deque[NDArray[np.int16]] = deque()  # the call's latest utterance audio
+        self._recent_samples = 0
+        self._noise = np.random.default_rng(0)
         self._closed = False
         self._fed_samples = 0
         self._last_partial = ""
@@ -397,9 +466,7 @@ class PocketsphinxDecoder:
         """Begin an utterance (ending any unfinished one without a result)."""
         if self._closed:
             raise RuntimeError("decoder is closed")
-        if self._native is not None:
-            self._native.end_utt()
-            self._native = None
+        self._abandon()
         compiled = self._engine.compile(context)
         if compiled is None:
             if self._general is None:
@@ -413,8 +480,48 @@ class PocketsphinxDecoder:
         self._resampler.reset()
         self._fed_samples = 0
         self._last_partial = ""
-        native.start_utt()
         self._native = native
+        if self._hold_samples is None:
+            native.start_utt()
+        else:
+            self._held = []
+            self._noise = np.random.default_rng(0)  # the same utterance decodes the same
+
+    def _abandon(self) -> None:
+        """End the utterance in progress, if any, without a result."""
+        if self._native is not None and self._held is None:
+            self._native.end_utt()
+        self._native = None
+        self._held = None
+
+    def _release_held(self, native: pocketsphinx.Decoder) -> None:
+        """Start the held utterance with the call's recent cepstral mean, and decode it."""
+        held = np.concatenate(self._held) if self._held else np.zeros(0, np.int16)
+        self._held = None
+        recent = np.concatenate(self._recent) if self._recent else held
+        native.set_cmn(self._engine.cepstral_mean(recent[-round(CMN_WINDOW_S * DECODER_RATE_HZ) :]))
+        native.start_utt()
+        native.process_raw(held.tobytes(), False, False)
+
+    def _with_line_noise(self, samples: NDArray[np.int16]) -> NDArray[np.int16]:
+        """``samples`` with its digital silence (10 ms at most +-1) filled with line noise."""
+        blocks = -(-len(samples) // _SILENCE_BLOCK)
+        padded = np.zeros(blocks * _SILENCE_BLOCK, np.int16)
+        padded[: len(samples)] = samples
+        rows = padded.reshape(blocks, _SILENCE_BLOCK)
+        silent = np.abs(rows).max(axis=1) <= 1
+        if silent.any():
+            noise = self._noise.normal(0.0, LINE_NOISE_RMS, (int(silent.sum()), _SILENCE_BLOCK))
+            rows[silent] = np.clip(np.rint(noise), -32768, 32767).astype(np.int16)
+        return padded[: len(samples)]
+
+    def _remember(self, audio: NDArray[np.int16]) -> None:
+        """Keep (at least) the call's latest ``CMN_WINDOW_S`` of utterance audio."""
+        self._recent.append(audio)
+        self._recent_samples += len(audio)
+        window = CMN_WINDOW_S * DECODER_RATE_HZ
+        while self._recent_samples - len(self._recent[0]) >= window:
+            self._recent_samples -= len(self._recent.popleft())
 
     @staticmethod
     def _use(pooled: _Native, compiled: _Compiled) -> None:
@@ -437,11 +544,23 @@ class PocketsphinxDecoder:
         native.activate_search(search)
 
     def accept(self, pcm: bytes) -> Hypothesis | None:
-        """Feed 8 kHz s16le audio; a partial when the best text changed."""
+        """Feed 8 kHz s16le audio; a partial when the best text changed (if partials)."""
         native = self._live()
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
         self._fed_samples += len(samples)
-        native.process_raw(self._resampler.process(samples).tobytes(), False, False)
+        if self._hold_samples is not None:
+            samples = self._with_line_noise(samples)
+        upsampled = self._resampler.process(samples)
+        if self._hold_samples is not None:
+            self._remember(upsampled)
+        if self._held is None:
+            native.process_raw(upsampled.tobytes(), False, False)
+        else:
+            self._held.append(upsampled)
+            if self._hold_samples is not None and self._fed_samples >= self._hold_samples:
+                self._release_held(native)
+        if self._hold_samples is not None:
+            return None  # finals only
         hyp = native.hyp()
         text = "" if hyp is None else " ".join(self._words_of_text(hyp.hypstr))
         if not text or text == self._last_partial:
@@ -454,7 +573,14 @@ class PocketsphinxDecoder:
         native = self._live()
         self._native = None  # the utterance is over, whatever happens below
         flush = np.zeros(-(-self._resampler.delay_samples // 2), dtype=np.int16)
-        native.process_raw(self._resampler.process(flush).tobytes(), False, False)
+        tail = self._resampler.process(flush)
+        if self._hold_samples is not None:
+            self._remember(tail)
+        if self._held is None:
+            native.process_raw(tail.tobytes(), False, False)
+        else:
+            self._held.append(tail)
+            self._release_held(native)  # an utterance shorter than the hold: its whole mean
         native.end_utt()
         final = self._hypothesis(native, final=True)
         if self._engine.nbest > 0 and final.text:
@@ -480,9 +606,7 @@ class PocketsphinxDecoder:
         if self._closed:
             return
         self._closed = True
-        if self._native is not None:
-            self._native.end_utt()
-            self._native = None
+        self._abandon()
         if self._small is not None:
             self._engine.release(self._small, general=False)
         if self._general is not None:

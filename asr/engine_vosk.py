@@ -69,17 +69,20 @@ class VoskEngine:
         self._model = _shared_model(self.model_path)
         self._endpointer = endpointer
 
-    def decoder(self) -> VoskDecoder:
-        """A decoder for one call."""
-        return VoskDecoder(self._model, self._endpointer)
+    def decoder(self, *, partials: bool = True) -> VoskDecoder:
+        """A decoder for one call (``partials=False``: finals only)."""
+        return VoskDecoder(self._model, self._endpointer, partials=partials)
 
 
 class VoskDecoder:
     """One call's vosk recognizer; see the module docstring."""
 
-    def __init__(self, model: Any, endpointer: EndpointerDelays | None = None) -> None:
+    def __init__(
+        self, model: Any, endpointer: EndpointerDelays | None = None, *, partials: bool = True
+    ) -> None:
         self._model = model
         self._endpointer = endpointer
+        self._partials = partials
         self._recognizer: Any = None
         self._grammar: tuple[str, ...] | None = None
         self._fed_samples = 0  # since the recognizer was made
@@ -118,6 +121,8 @@ class VoskDecoder:
         if self._recognizer.AcceptWaveform(pcm):
             self._in_utterance = False
             return self._final(self._recognizer.Result())
+        if not self._partials:
+            return None
         text = str(json.loads(self._recognizer.PartialResult()).get("partial", ""))
         if not text or text == self._last_partial:
             return None

@@ -159,9 +159,7 @@ class _Bigrams:
         self, unigrams: Mapping[str, float], bigrams: Mapping[str, Mapping[str, float]]
     ) -> None:
         mass = sum(v for w, v in unigrams.items() if w not in _MARKERS and v > 0.0)
-        self.unigrams = {
-            w: v / mass for w, v in unigrams.items() if w not in _MARKERS and v > 0.0
-        }
+        self.unigrams = {w: v / mass for w, v in unigrams.items() if w not in _MARKERS and v > 0.0}
         self.bigrams = bigrams
         self.bows: dict[str, float] = {}
         for history, nexts in bigrams.items():

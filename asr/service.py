@@ -218,8 +218,14 @@ class AsrService:
             finalize_p95_ms=_percentile(latencies, 0.95) * 1000,
         )
 
-    def open_session(self, label: str, on_result: Callable[[Hypothesis], None]) -> AsrSession:
+    def open_session(
+        self, label: str, on_result: Callable[[Hypothesis], None], *, partials: bool = True
+    ) -> AsrSession:
         """A recognizer for one call; ``label`` (the call-id) tags its log lines.
+
+        ``partials=False`` for a caller that acts on finals only (the IVR): no
+        partials come, and the engine may trade them for accuracy
+        (``asr.engine.Engine.decoder``).
 
         Raises:
             RuntimeError: the service is not started or is closed.
@@ -228,10 +234,10 @@ class AsrService:
             raise RuntimeError("AsrService is not running: await start() first")
         worker = min(self._workers, key=lambda w: len(w.sessions))
         sid = next(self._session_ids)
-        session = AsrSession(self, sid, label, on_result, worker)
+        session = AsrSession(self, sid, label, on_result, worker, partials=partials)
         self._sessions[sid] = session
         worker.sessions.add(sid)
-        worker.send(("open", sid, label))
+        worker.send(("open", sid, label, partials))
         return session
 
     # --- called by sessions and workers, on the loop thread ---
@@ -307,11 +313,14 @@ class AsrSession:
         label: str,
         on_result: Callable[[Hypothesis], None],
         worker: Worker,
+        *,
+        partials: bool = True,
     ) -> None:
         """Made by ``AsrService.open_session``."""
         self.sid = sid
         self.label = label
         self.worker = worker
+        self.partials = partials
         self._service = service
         self._on_result = on_result
         self._utt = 0
@@ -421,7 +430,7 @@ class AsrSession:
     def _move_to(self, worker: Worker) -> None:
         self.worker = worker
         worker.sessions.add(self.sid)
-        worker.send(("open", self.sid, self.label))
+        worker.send(("open", self.sid, self.label, self.partials))
 
     def _call(self, hypothesis: Hypothesis) -> None:
         try:

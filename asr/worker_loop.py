@@ -5,7 +5,7 @@ decoders, one message at a time, so a call's decoder always lives in one
 worker. Messages are plain tuples (cheap to pickle across a pipe):
 
     parent -> worker                      worker -> parent
-    ("open", sid, label)                  ("ready", engine_name)
+    ("open", sid, label, partials)        ("ready", engine_name)
     ("start", sid, utt, context)          ("failed", reason)        engine did not load
     ("audio", sid, utt, pcm_bytes)        ("result", sid, utt, Hypothesis)
     ("finish", sid, utt)                  ("error", sid, utt, reason)
@@ -116,9 +116,9 @@ def serve(engine: Engine, receive: Callable[[], Message], send: Callable[[Messag
             send(("prepared", message[1]))
             continue
         if kind == "open":
-            sid, label = message[1], message[2]
+            sid, label, partials = message[1], message[2], message[3]
             try:
-                sessions[sid] = _Session(sid, label, engine.decoder(), send)
+                sessions[sid] = _Session(sid, label, engine.decoder(partials=partials), send)
             except Exception:
                 log.exception("[%s] could not make a recognizer", label)
             continue

@@ -169,7 +169,7 @@ class IvrRunner:
         """Put an answered call's leg (added with ``vad=True``) into the flow."""
         call = IvrCall(call_id, stream_id, self._new_session(call_id))
         call.recognizer = self.recognizer.open_session(
-            call_id, functools.partial(self._on_hypothesis, call)
+            call_id, functools.partial(self._on_hypothesis, call), partials=False
         )
         self.calls[call_id] = call
         self._by_stream[stream_id] = call

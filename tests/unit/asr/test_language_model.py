@@ -99,7 +99,7 @@ def test_background_words_join_the_vocabulary_and_every_history_still_sums_to_on
 def test_background_takes_its_share_of_unigrams_in_proportion():
     plain, _ = parse_arpa(build_arpa(PHRASES))
     mixed, _ = parse_arpa(build_arpa(PHRASES, background=BACKGROUND, background_weight=0.2))
-    unigram = {g[0]: 10 ** v for g, (v, _) in mixed[1].items() if g != ("<s>",)}
+    unigram = {g[0]: 10**v for g, (v, _) in mixed[1].items() if g != ("<s>",)}
     # 0.2 of the mass over the, my, hurts, slurred (56 parts; </s> is never background).
     assert unigram["the"] / unigram["slurred"] == pytest.approx(40.0)
     assert unigram["slurred"] == pytest.approx(0.2 / 56)
@@ -138,9 +138,7 @@ def test_background_bigrams_keep_every_history_summing_to_one(order: int):
 
 
 def test_background_bigrams_are_interpolated_at_every_order():
-    unigrams_only, _ = parse_arpa(
-        build_arpa(PHRASES, background=BACKGROUND, background_weight=0.2)
-    )
+    unigrams_only, _ = parse_arpa(build_arpa(PHRASES, background=BACKGROUND, background_weight=0.2))
     mixed, _ = parse_arpa(
         build_arpa(
             PHRASES,
@@ -163,9 +161,7 @@ def test_background_bigrams_are_interpolated_at_every_order():
 
 
 def test_no_background_weight_changes_nothing():
-    assert build_arpa(PHRASES, background=BACKGROUND, background_weight=0.0) == build_arpa(
-        PHRASES
-    )
+    assert build_arpa(PHRASES, background=BACKGROUND, background_weight=0.0) == build_arpa(PHRASES)
     assert build_arpa(
         PHRASES,
         background=BACKGROUND,

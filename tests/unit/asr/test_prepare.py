@@ -22,7 +22,7 @@ class ScriptedEngine:
     started: list[str] = field(default_factory=list)
     closed: int = 0
 
-    def decoder(self) -> ScriptedDecoder:
+    def decoder(self, *, partials: bool = True) -> ScriptedDecoder:
         return ScriptedDecoder(self)
 
 

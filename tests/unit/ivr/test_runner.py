@@ -73,8 +73,9 @@ class ScriptedRecognizer:
         self.sessions: list[ScriptedSession] = []
 
     def open_session(
-        self, label: str, on_result: Callable[[Hypothesis], None]
+        self, label: str, on_result: Callable[[Hypothesis], None], *, partials: bool = True
     ) -> ScriptedSession:
+        assert not partials, "the IVR acts on finals only, so it asks for no partials"
         session = ScriptedSession(self.scripts.pop(0), on_result)
         self.sessions.append(session)
         return session
