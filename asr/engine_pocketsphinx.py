@@ -494,6 +494,21 @@ class PocketsphinxDecoder:
         self._native = None
         self._held = None
 
+    def _decode(
+        self, native: pocketsphinx.Decoder, audio: NDArray[np.int16], *, ending: bool
+    ) -> None:
+        """Decode 16 kHz ``audio`` now, or hold it until the hold is full or the utterance ends."""
+        if self._hold_samples is None:
+            native.process_raw(audio.tobytes(), False, False)
+            return
+        self._remember(audio)
+        if self._held is None:
+            native.process_raw(audio.tobytes(), False, False)
+            return
+        self._held.append(audio)
+        if ending or self._fed_samples >= self._hold_samples:
+            self._release_held(native)  # ending first: a short utterance's whole mean
+
     def _release_held(self, native: pocketsphinx.Decoder) -> None:
         """Start the held utterance with the call's recent cepstral mean, and decode it."""
         held = np.concatenate(self._held) if self._held else np.zeros(0, np.int16)
@@ -550,15 +565,7 @@ class PocketsphinxDecoder:
         self._fed_samples += len(samples)
         if self._hold_samples is not None:
             samples = self._with_line_noise(samples)
-        upsampled = self._resampler.process(samples)
-        if self._hold_samples is not None:
-            self._remember(upsampled)
-        if self._held is None:
-            native.process_raw(upsampled.tobytes(), False, False)
-        else:
-            self._held.append(upsampled)
-            if self._hold_samples is not None and self._fed_samples >= self._hold_samples:
-                self._release_held(native)
+        self._decode(native, self._resampler.process(samples), ending=False)
         if self._hold_samples is not None:
             return None  # finals only
         hyp = native.hyp()
@@ -573,14 +580,7 @@ class PocketsphinxDecoder:
         native = self._live()
         self._native = None  # the utterance is over, whatever happens below
         flush = np.zeros(-(-self._resampler.delay_samples // 2), dtype=np.int16)
-        tail = self._resampler.process(flush)
-        if self._hold_samples is not None:
-            self._remember(tail)
-        if self._held is None:
-            native.process_raw(tail.tobytes(), False, False)
-        else:
-            self._held.append(tail)
-            self._release_held(native)  # an utterance shorter than the hold: its whole mean
+        self._decode(native, self._resampler.process(flush), ending=True)
         native.end_utt()
         final = self._hypothesis(native, final=True)
         if self._engine.nbest > 0 and final.text:
