@@ -22,7 +22,12 @@ A decoder that raises fails only its utterance (an ``error`` message).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Message = tuple[Any, ...]
 _PREPARE_SILENCE_BYTES = 2 * 1600  # 200 ms of 8 kHz s16le silence
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def load_engine(backend: str, model_path: str | None) -> Engine:
@@ -167,11 +173,30 @@ def _prepare(engine: Engine, contexts: tuple[RecognitionContext, ...]) -> None:
                 log.exception("could not close the decoder that prepared %r", context.name)
 
 
-def process_main(backend: str, model_path: str | None, inbox: Any, outbox: Any) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: be SIGKILLed when the parent exits (and exit now if it already has).
+
+    A worker process calls it first, so a SIGKILLed server leaves no orphan
+    holding a model's memory (``PR_SET_PDEATHSIG``, prctl(2)).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def process_main(
+    backend: str, model_path: str | None, inbox: Any, outbox: Any, parent_pid: int
+) -> None:
     """Entry point of a worker process (``spawn``): load the engine, then ``serve``.
 
-    ``inbox`` is a ``multiprocessing.Queue``, ``outbox`` the child end of a ``Pipe``.
+    ``inbox`` is a ``multiprocessing.Queue``, ``outbox`` the child end of a ``Pipe``;
+    the worker dies with ``parent_pid``.
     """
+    die_with_parent(parent_pid)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s asr-worker %(levelname)s %(name)s: %(message)s"
     )

@@ -22,6 +22,7 @@ import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class ProcessWorker(Worker):
         self._receiver = receiver
         self._process = context.Process(
             target=process_main,
-            args=(backend, model_path, self._inbox, sender),
+            args=(backend, model_path, self._inbox, sender, os.getpid()),
             name=self.name,
             daemon=True,
         )

@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
-import sys
 from typing import Any
 
+from asr.worker_loop import die_with_parent
 from recordings.transcribe import Transcriber, TranscriberSettings, Transcription
 
 __all__ = ["TranscriptionError", "TranscriptionPool", "WorkerLost"]
@@ -52,7 +50,6 @@ _START_TIMEOUT_S = 180.0  # loading a large vosk model takes a while
 _STOP_TIMEOUT_S = 3.0
 _RESPAWN_FIRST_DELAY_S = 5.0  # a replacement that fails to start is tried again, backing off
 _RESPAWN_MAX_DELAY_S = 300.0
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TranscriptionError(RuntimeError):
@@ -63,20 +60,9 @@ class WorkerLost(TranscriptionError):
     """The worker process died or was killed during the job."""
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: be SIGKILLed when the parent exits (and exit now if it already has)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
 def worker_main(conn: Any, parent_pid: int) -> None:
     """A worker process: load the recognizer once, then transcribe until told to stop."""
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     logging.basicConfig(

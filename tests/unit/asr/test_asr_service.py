@@ -2,8 +2,10 @@ import asyncio
 import importlib.util
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from asr.engine import RecognitionContext
 from asr.results import Hypothesis
 from asr.service import AsrService
+from tests.child_processes import assert_workers_die_with_a_killed_server
 
 FRAME = 160  # 20 ms at 8 kHz, as the media tick delivers
 
@@ -160,7 +163,7 @@ async def test_a_finals_only_session_stays_one_on_its_new_worker(service, sympto
     killed = session.worker
     os.kill(killed.pid, signal.SIGKILL)
     async with asyncio.timeout(30):
-        while session.worker is killed:
+        while session.worker is killed:  # noqa: ASYNC110 (the service has no event for it)
             await asyncio.sleep(0.05)  # the service notices, and moves the session
     again = Collector()
     session._on_result = again
@@ -169,6 +172,18 @@ async def test_a_finals_only_session_stays_one_on_its_new_worker(service, sympto
     session.finish_utterance()
     assert (await asyncio.wait_for(again.final, 60)).text == "i need a refill"
     assert [r.final for r in again.results] == [True], "still no partials"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_killed_server(tmp_path: Path):
+    main_body = """
+        from asr.service import AsrService
+        service = AsrService("pocketsphinx", workers=2)
+        await service.start()
+        print(*service.worker_pids, flush=True)
+        await asyncio.sleep(60)
+    """
+    assert_workers_die_with_a_killed_server(main_body, tmp_path)
 
 
 @pytest.mark.skipif(

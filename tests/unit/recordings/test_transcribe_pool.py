@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,16 +13,7 @@ from calls import place, speech, write_call
 
 from recordings.transcribe import TranscriberSettings
 from recordings.transcribe_pool import TranscriptionError, TranscriptionPool, WorkerLost
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too: it only waits for its parent to read its status.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+from tests.child_processes import alive, assert_workers_die_with_a_killed_server
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +64,12 @@ async def test_a_worker_transcribes_survives_bad_files_and_is_replaced_when_lost
         assert len({first, second, third}) == 3
     finally:
         await pool.close()
-    assert not _alive(third)
+    assert not alive(third)
 
 
 async def _dies(pid: int, timeout_s: float = 5.0) -> bool:
     for _ in range(int(timeout_s / 0.05)):
-        if not _alive(pid):
+        if not alive(pid):
             return True
         await asyncio.sleep(0.05)
     return False
@@ -96,37 +84,12 @@ async def test_a_worker_that_cannot_load_its_recognizer_fails_the_start():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_die_with_a_killed_server(tmp_path: Path):
-    script = textwrap.dedent(
-        """
-        import asyncio, sys
+    main_body = """
         from recordings.transcribe import TranscriberSettings
         from recordings.transcribe_pool import TranscriptionPool
-
-        async def main():
-            pool = TranscriptionPool(TranscriberSettings(), workers=2)
-            await pool.start()
-            print(*pool.pids, flush=True)
-            await asyncio.sleep(60)
-
-        if __name__ == "__main__":
-            asyncio.run(main())
-        """
-    )
-    (tmp_path / "server.py").write_text(script)
-    repo = Path(__file__).resolve().parents[3]
-    server = subprocess.Popen(
-        [sys.executable, str(tmp_path / "server.py")], stdout=subprocess.PIPE, cwd=repo,
-        env=dict(os.environ, PYTHONPATH=str(repo)), text=True,
-    )  # fmt: skip
-    try:
-        pids = [int(p) for p in server.stdout.readline().split()]  # type: ignore[union-attr]
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
-        server.kill()  # SIGKILL: no clean-up runs in the server
-        server.wait(10)
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(_alive(p) for p in pids)
-    finally:
-        server.kill()
-        server.wait(10)
+        pool = TranscriptionPool(TranscriberSettings(), workers=2)
+        await pool.start()
+        print(*pool.pids, flush=True)
+        await asyncio.sleep(60)
+    """
+    assert_workers_die_with_a_killed_server(main_body, tmp_path)
