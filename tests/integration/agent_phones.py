@@ -53,6 +53,7 @@ a live call hung up before its ``Call`` is dropped, or the process aborts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -76,6 +77,12 @@ def emit(event: str, **fields: Any) -> None:
 
 
 # ------------------------------------------------------------------ audio
+
+
+def _gone_port_ok() -> contextlib.AbstractContextManager[None]:
+    """Stopping a transmission whose port is gone is done: when a call ends, pjsua
+    may remove its conference port before onCallState reports DISCONNECTED."""
+    return contextlib.suppress(pj.Error)
 
 
 def write_tone(path: Path, tone_hz: float, seconds: float = 1.0) -> None:
@@ -285,7 +292,8 @@ class PhoneCall(pj.Call):
         """Close the current recording, report what it heard, and start the next one."""
         if self.audio is None or self.recorder is None or self.recording is None:
             return
-        self.audio.stopTransmit(self.recorder)
+        with _gone_port_ok():
+            self.audio.stopTransmit(self.recorder)
         # Dropping the recorder writes the WAV header's sizes, but pjsua2 destroys it
         # only on a later libHandleEvents: read the file a little later.
         self.recorder = None
@@ -299,7 +307,8 @@ class PhoneCall(pj.Call):
 
     def finish_media(self) -> None:
         if self.audio is not None and self.player is not None:
-            self.player.stopTransmit(self.audio)
+            with _gone_port_ok():
+                self.player.stopTransmit(self.audio)
         self.player = None
         self.measure(restart=False)
         self.audio = None
