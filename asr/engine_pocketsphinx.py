@@ -36,12 +36,14 @@ defaults are pocketsphinx's own (``lw`` 8 and 10 measured worse than 6.5).
 CMN (cepstral mean normalisation) decides most of what telephone audio
 loses. A decoder made with ``partials=False`` (the IVR, post-call
 transcription) holds an utterance's audio back until it has ``CMN_HOLD_S`` of
-it (or the utterance ends), sets the cepstral mean that audio has (measured
-by a batch-CMN estimator decoder, ``PocketsphinxEngine.cepstral_mean``) and
-only then decodes, catching up at ~10x real time. With ``partials=True`` (the
-live transcript) decoding starts at once from ``CMN_INIT`` and ``cmn=live``
-adapts the mean across the call's utterances. Holding the GIL throughout,
-this engine belongs in worker processes.
+it (or the utterance ends), sets the cepstral mean of the call's latest
+``CMN_WINDOW_S`` of utterance audio (measured by a batch-CMN estimator
+decoder, ``PocketsphinxEngine.cepstral_mean``; blended with ``CMN_INIT``
+below ``CMN_PRIOR_S``) and only then decodes, catching up at ~10x real time.
+Its digital silence is filled with line noise first (``LINE_NOISE_RMS``).
+With ``partials=True`` (the live transcript) decoding starts at once from
+``CMN_INIT`` and ``cmn=live`` adapts the mean across the call's utterances.
+Holding the GIL throughout, this engine belongs in worker processes.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ CMN_PRIOR_S = 1.5
 # ... measured over the call's latest utterance audio, so a short answer ("yes") is
 # normalised by what the same caller on the same line said before it as well.
 CMN_WINDOW_S = 4.0
+_WINDOW_SAMPLES = round(CMN_WINDOW_S * DECODER_RATE_HZ)
 # Digital silence (a VoIP leg's zeros; every TTS caller of the tests) has no spectrum:
 # normalised by a speech mean, its frames looked like phones and a flite "yes" came
 # back "that's" 25 times in 127. A finals-only decoder fills it with a line's noise
@@ -211,6 +214,7 @@ class PocketsphinxEngine:
         self._general_lm = os.path.join(root, "en-us", "en-us.lm.bin")
         self._dict_path = os.path.join(root, "en-us", "cmudict-en-us.dict")
         self._cmn_init = cmn_init
+        self._cmn_prior = np.array([float(c) for c in cmn_init.split(",")])
         merged = {**DECODER_OPTIONS, **(options or {})}
         self._options = {k: v for k, v in merged.items() if v is not None}
         # Native decoders start from a one-word dictionary and get each context's
@@ -239,12 +243,12 @@ class PocketsphinxEngine:
         with contextlib.suppress(OSError, AttributeError):
             os.unlink(self._seed_dict)
 
-    def _new_native(self, *, general: bool) -> pocketsphinx.Decoder:
+    def _new_native(self, *, general: bool, cmn: str = "live") -> pocketsphinx.Decoder:
         native = pocketsphinx.Decoder(
             hmm=self._hmm,
             dict=self._dict_path if general else self._seed_dict,
             lm=self._general_lm if general else None,
-            cmn="live",
+            cmn=cmn,
             cmninit=self._cmn_init,
             loglevel="FATAL",
             **self._options,
@@ -286,10 +290,7 @@ class PocketsphinxEngine:
         if len(audio) < CMN_MIN_S * DECODER_RATE_HZ:
             return self._cmn_init
         if self._estimator is None:
-            estimator = pocketsphinx.Decoder(
-                hmm=self._hmm, dict=self._seed_dict, cmn="batch", loglevel="FATAL",
-                **self._options,
-            )  # fmt: skip
+            estimator = self._new_native(general=False, cmn="batch")
             estimator.add_jsgf_string("cmn", "#JSGF V1.0;\ngrammar cmn;\npublic <a> = a;\n")
             estimator.activate_search("cmn")
             self._estimator = estimator
@@ -297,10 +298,8 @@ class PocketsphinxEngine:
         self._estimator.process_raw(audio.tobytes(), True, True)
         self._estimator.end_utt()
         measured = np.array([float(c) for c in str(self._estimator.get_cmn(False)).split(",")])
-        prior = np.array([float(c) for c in self._cmn_init.split(",")])
-        seconds = len(audio) / DECODER_RATE_HZ
-        weight = min(1.0, seconds / CMN_PRIOR_S)
-        return ",".join(f"{c:.3f}" for c in weight * measured + (1 - weight) * prior)
+        weight = min(1.0, len(audio) / DECODER_RATE_HZ / CMN_PRIOR_S)
+        return ",".join(f"{c:.3f}" for c in weight * measured + (1 - weight) * self._cmn_prior)
 
     def acquire(self, *, general: bool) -> _Native:
         """A native decoder from the pool (``general``: full cmudict + en-us LM)."""
@@ -514,7 +513,7 @@ class PocketsphinxDecoder:
         held = np.concatenate(self._held) if self._held else np.zeros(0, np.int16)
         self._held = None
         recent = np.concatenate(self._recent) if self._recent else held
-        native.set_cmn(self._engine.cepstral_mean(recent[-round(CMN_WINDOW_S * DECODER_RATE_HZ) :]))
+        native.set_cmn(self._engine.cepstral_mean(recent[-_WINDOW_SAMPLES:]))
         native.start_utt()
         native.process_raw(held.tobytes(), False, False)
 
@@ -534,8 +533,7 @@ class PocketsphinxDecoder:
         """Keep (at least) the call's latest ``CMN_WINDOW_S`` of utterance audio."""
         self._recent.append(audio)
         self._recent_samples += len(audio)
-        window = CMN_WINDOW_S * DECODER_RATE_HZ
-        while self._recent_samples - len(self._recent[0]) >= window:
+        while self._recent_samples - len(self._recent[0]) >= _WINDOW_SAMPLES:
             self._recent_samples -= len(self._recent.popleft())
 
     @staticmethod
